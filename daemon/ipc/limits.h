@@ -1,0 +1,85 @@
+// Limits: every resource a task can make the daemon hold, bounded and charged.
+//
+// Each resource has a per-task limit and a per-uid limit (the sum over all of
+// that uid's tasks). The defaults are generous enough that a normal program
+// never notices them and small enough that one hostile client cannot grow the
+// daemon without bound. An operation refused by a limit returns a status
+// (KERN_RESOURCE_SHORTAGE, KERN_NO_SPACE or MACH_SEND_NO_BUFFER) and the core
+// records which limit it was, so the reply can name it.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace portd::ipc {
+
+enum class Limit : uint8_t {
+  kNone = 0,
+  kNames,              // entries in one name space
+  kPorts,              // receive rights a task created and still holds
+  kPortSets,           // port sets
+  kQueuedMessages,     // messages sent and not yet received
+  kQueuedBytes,        // their inline bytes
+  kOolBytes,           // their out-of-line bytes
+  kFdsInFlight,        // their attachments
+  kSendOnceRights,     // send-once rights the task made and that are unused
+  kNotifyRequests,     // armed notification requests
+  kBootstrapNames,     // names bound in the bootstrap registry
+  kParkedRequests,     // blocked sends, receives and look-ups
+  kMessageBytes,       // inline body of one message
+  kMessageDescriptors, // descriptors (and ports in arrays) in one message
+  kCount,
+};
+
+std::string_view limit_name(Limit l) noexcept;
+
+struct Quota {
+  uint64_t names = 0;
+  uint64_t ports = 0;
+  uint64_t port_sets = 0;
+  uint64_t queued_messages = 0;
+  uint64_t queued_bytes = 0;
+  uint64_t ool_bytes = 0;
+  uint64_t fds_in_flight = 0;
+  uint64_t send_once_rights = 0;
+  uint64_t notify_requests = 0;
+  uint64_t bootstrap_names = 0;
+  uint64_t parked_requests = 0;
+
+  uint64_t& operator[](Limit l);
+  uint64_t operator[](Limit l) const;
+};
+
+struct Limits {
+  Quota per_task{
+      .names = 65536,
+      .ports = 16384,
+      .port_sets = 1024,
+      .queued_messages = 65536,
+      .queued_bytes = 256ull << 20,
+      .ool_bytes = 4ull << 30,
+      .fds_in_flight = 1024,
+      .send_once_rights = 65536,
+      .notify_requests = 65536,
+      .bootstrap_names = 256,
+      .parked_requests = 4096,
+  };
+  Quota per_uid{
+      .names = 1u << 20,
+      .ports = 1u << 18,
+      .port_sets = 16384,
+      .queued_messages = 1u << 20,
+      .queued_bytes = 1ull << 30,
+      .ool_bytes = 16ull << 30,
+      .fds_in_flight = 8192,
+      .send_once_rights = 1u << 20,
+      .notify_requests = 1u << 20,
+      .bootstrap_names = 4096,
+      .parked_requests = 65536,
+  };
+  // Per message.
+  uint32_t max_inline_body = 1u << 20;
+  uint32_t max_descriptors = 1024;
+};
+
+}  // namespace portd::ipc

@@ -1,0 +1,272 @@
+#include "portd/proto/frame.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace portd::proto {
+
+namespace {
+
+// Room for the ancillary data of one recvmsg: SCM_MAX_FD (253) fds.
+constexpr size_t kMaxFdsPerRecv = 253;
+constexpr size_t kReadChunk = 64 * 1024;
+
+uint32_t load_u32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;  // capnp's framing is little-endian, as is every host we build for
+}
+
+void append_segment_table(std::vector<char>& out,
+                          kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  const size_t count = segments.size();
+  const size_t table_words = (count + 2) / 2;  // (1 + count) u32s, rounded up
+  const size_t at = out.size();
+  out.resize(at + table_words * 8, 0);
+  uint32_t v = static_cast<uint32_t>(count - 1);
+  std::memcpy(out.data() + at, &v, 4);
+  for (size_t i = 0; i < count; ++i) {
+    v = static_cast<uint32_t>(segments[i].size());
+    std::memcpy(out.data() + at + 4 + 4 * i, &v, 4);
+  }
+}
+
+void append_message(std::vector<char>& out, capnp::MessageBuilder& message) {
+  auto segments = message.getSegmentsForOutput();
+  append_segment_table(out, segments);
+  for (auto segment : segments) {
+    auto bytes = segment.asBytes();
+    out.insert(out.end(), reinterpret_cast<const char*>(bytes.begin()),
+               reinterpret_cast<const char*>(bytes.end()));
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// FrameReader
+
+FrameReader::FrameReader(FrameLimits limits) : limits_(limits) {
+  limits_.max_segments = std::min(limits_.max_segments, kSegmentCeiling);
+  reserve(kReadChunk);
+}
+
+bool FrameReader::reserve(size_t needed_bytes) {
+  // Makes room for `needed_bytes` from begin_. The largest thing ever held is
+  // one frame still incomplete plus one read's worth after it.
+  const size_t ceiling = size_t{limits_.max_frame_bytes} + kReadChunk;
+  if (needed_bytes > ceiling) return false;
+  if (capacity_ - begin_ >= needed_bytes) return true;
+  if (capacity_ >= needed_bytes) {
+    // Compact: move the unconsumed tail to the front (keeps 8-byte alignment,
+    // since begin_ is always a multiple of 8).
+    std::memmove(bytes(), bytes() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    return true;
+  }
+  size_t cap = std::min(std::max(capacity_ * 2, needed_bytes), ceiling);
+  cap = (cap + 7) & ~size_t{7};
+  auto fresh = std::make_unique<capnp::word[]>(cap / 8);
+  if (end_ > begin_) std::memcpy(fresh.get(), bytes() + begin_, end_ - begin_);
+  end_ -= begin_;
+  begin_ = 0;
+  buffer_ = std::move(fresh);
+  capacity_ = cap;
+  return true;
+}
+
+void FrameReader::release_frame() {
+  if (reader_) {
+    reader_.reset();
+    begin_ += frame_bytes_;
+    frame_bytes_ = 0;
+  }
+  if (begin_ == end_) begin_ = end_ = 0;
+}
+
+long FrameReader::read_from(int fd) {
+  release_frame();
+  if (!reserve(end_ - begin_ + kReadChunk)) {
+    error_ = "frame buffer limit reached";
+    return -EPROTO;
+  }
+  const size_t room = capacity_ - end_;
+
+  iovec iov{bytes() + end_, room};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRecv)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+
+  bool too_many = false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const char* data = reinterpret_cast<const char*>(CMSG_DATA(c));
+    for (size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, data + i * sizeof(int), sizeof(int));
+      if (fds_.size() >= limits_.max_pending_fds) {
+        too_many = true;
+        ::close(received);
+      } else {
+        fds_.emplace_back(received);
+      }
+    }
+  }
+  if (msg.msg_flags & MSG_CTRUNC) {
+    error_ = "control message truncated (MSG_CTRUNC): too many fds in one write";
+    return -EPROTO;
+  }
+  if (too_many) {
+    error_ = "more fds in flight than the limit allows";
+    return -EPROTO;
+  }
+  end_ += static_cast<size_t>(n);
+  return n;
+}
+
+bool FrameReader::feed(const void* data, size_t len) {
+  release_frame();
+  if (!reserve(end_ - begin_ + len)) return false;
+  std::memcpy(bytes() + end_, data, len);
+  end_ += len;
+  return true;
+}
+
+FrameReader::Next FrameReader::next() {
+  release_frame();
+
+  const size_t avail = end_ - begin_;
+  if (avail < 4) return Next::kNeedMore;
+  const char* p = bytes() + begin_;
+  const uint32_t count = load_u32(p) + 1;  // wraps to 0 for 0xffffffff
+  if (count == 0 || count > limits_.max_segments) {
+    error_ = "frame declares " + std::to_string(count == 0 ? 0x100000000ull : count) +
+             " segments (limit " + std::to_string(limits_.max_segments) + ")";
+    return Next::kError;
+  }
+  const size_t table_bytes = ((count + 2) / 2) * 8;
+  if (avail < table_bytes) return Next::kNeedMore;
+
+  uint64_t total_words = 0;
+  for (uint32_t i = 0; i < count; ++i) total_words += load_u32(p + 4 + 4 * i);
+  const uint64_t total_bytes = table_bytes + total_words * 8;
+  if (total_bytes > limits_.max_frame_bytes) {
+    error_ = "frame of " + std::to_string(total_bytes) + " bytes exceeds the limit of " +
+             std::to_string(limits_.max_frame_bytes);
+    return Next::kError;
+  }
+  if (avail < total_bytes) {
+    if (!reserve(total_bytes)) {
+      error_ = "cannot buffer frame";
+      return Next::kError;
+    }
+    return Next::kNeedMore;
+  }
+
+  p = bytes() + begin_;  // reserve() may have moved the buffer
+  const auto* words = reinterpret_cast<const capnp::word*>(p + table_bytes);
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t size = load_u32(p + 4 + 4 * i);
+    segments_[i] = kj::ArrayPtr<const capnp::word>(words, size);
+    words += size;
+  }
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = limits_.traversal_limit_words;
+  options.nestingLimit = limits_.nesting_limit;
+  reader_.emplace(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments_, count), options);
+  frame_bytes_ = static_cast<size_t>(total_bytes);
+  return Next::kFrame;
+}
+
+bool FrameReader::take_fds(size_t n, std::vector<UniqueFd>* out) {
+  if (n > limits_.max_fds_per_frame || n > fds_.size()) return false;
+  for (size_t i = 0; i < n; ++i) {
+    out->push_back(std::move(fds_.front()));
+    fds_.pop_front();
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// FrameWriter
+
+void FrameWriter::append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds) {
+  if (sent_ == out_.size() && sent_ != 0) {
+    out_.clear();
+    sent_ = 0;
+  }
+  const size_t offset = out_.size();
+  append_message(out_, message);
+  if (!fds.empty()) batches_.push_back(FdBatch{offset, std::move(fds)});
+}
+
+int FrameWriter::write_to(int fd) {
+  while (sent_ < out_.size()) {
+    // Data up to the next batch goes without fds; a batch's fds go with the
+    // data from its frame's first byte up to the following batch.
+    size_t stop = out_.size();
+    FdBatch* batch = nullptr;
+    if (!batches_.empty()) {
+      if (batches_.front().offset <= sent_) {
+        batch = &batches_.front();
+        if (batches_.size() > 1) stop = batches_[1].offset;
+      } else {
+        stop = batches_.front().offset;
+      }
+    }
+
+    iovec iov{out_.data() + sent_, stop - sent_};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    std::vector<char> control;
+    if (batch != nullptr) {
+      const size_t n = batch->fds.size();
+      control.assign(CMSG_SPACE(sizeof(int) * n), 0);
+      msg.msg_control = control.data();
+      msg.msg_controllen = control.size();
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+      for (size_t i = 0; i < n; ++i) {
+        const int raw = batch->fds[i].get();
+        std::memcpy(CMSG_DATA(c) + i * sizeof(int), &raw, sizeof(int));
+      }
+    }
+    ssize_t n;
+    do {
+      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    sent_ += static_cast<size_t>(n);
+    if (batch != nullptr) batches_.pop_front();  // the kernel holds them now
+  }
+  out_.clear();
+  sent_ = 0;
+  if (out_.capacity() > (1u << 20)) out_.shrink_to_fit();
+  return 0;
+}
+
+std::vector<char> encode_frame(capnp::MessageBuilder& message) {
+  std::vector<char> out;
+  append_message(out, message);
+  return out;
+}
+
+}  // namespace portd::proto

@@ -1,0 +1,136 @@
+// Stream framing for portd's wire protocol, with file descriptors alongside.
+//
+// A frame is one Cap'n Proto message in the standard stream framing: a segment
+// table (count - 1, then each segment's size in words, padded to 8 bytes) and
+// the segments. FrameReader decodes frames from a socket incrementally and is
+// the only place untrusted bytes become a capnp reader: the segment count and
+// the frame size are checked from the segment table before any buffer grows,
+// and every reader it hands out carries the traversal and nesting limits.
+//
+// Descriptors travel with SCM_RIGHTS. The writer attaches a frame's fds to a
+// sendmsg whose data starts at that frame's first byte, so a reader has all of
+// a frame's fds once it has read the whole frame; the reader keeps received
+// fds in arrival order and a frame takes as many as its header declares.
+// Ancillary data is read with MSG_CMSG_CLOEXEC; MSG_CTRUNC (fds the kernel had
+// to drop) is a protocol violation.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portd/proto/unique_fd.h"
+
+namespace portd::proto {
+
+struct FrameLimits {
+  // Largest frame, segment table included. Bodies above the daemon's inline
+  // limit travel out of line, so real frames stay far below this.
+  uint32_t max_frame_bytes = 4u << 20;
+  // Most segments in one frame; a well-behaved builder uses one or two.
+  uint32_t max_segments = 16;
+  // Cap'n Proto's traversal limit, in words: bounds the work a frame can cause
+  // by pointing many times at the same data (amplification).
+  uint64_t traversal_limit_words = (8u << 20) / 8;
+  // Cap'n Proto's nesting limit: bounds recursion on hostile pointers.
+  int nesting_limit = 16;
+  // Most fds one frame may declare, and most held for frames not yet read.
+  uint32_t max_fds_per_frame = 64;
+  uint32_t max_pending_fds = 256;
+};
+
+// Hard ceiling on segments, whatever the configuration says.
+inline constexpr uint32_t kSegmentCeiling = 64;
+
+class FrameReader {
+ public:
+  explicit FrameReader(FrameLimits limits = {});
+  FrameReader(const FrameReader&) = delete;
+  FrameReader& operator=(const FrameReader&) = delete;
+
+  // Reads what `fd` has into the buffer (one recvmsg). Returns the number of
+  // bytes read, 0 at end of stream, or -errno (-EAGAIN when a non-blocking
+  // socket has nothing). A truncated control message, or more fds than the
+  // limit allows, returns -EPROTO and sets error().
+  long read_from(int fd);
+
+  // Feeds bytes directly (tests, fuzzing). Returns false if they do not fit
+  // in the frame limit.
+  bool feed(const void* data, size_t len);
+
+  enum class Next { kNeedMore, kFrame, kError };
+
+  // Looks for the next complete frame. On kFrame, frame() is valid until the
+  // next call to next(), read_from() or feed(). On kError, error() says why
+  // and the stream cannot continue.
+  Next next();
+
+  capnp::MessageReader& frame() { return *reader_; }
+  // Bytes of the frame most recently returned by next().
+  size_t frame_bytes() const { return frame_bytes_; }
+
+  // Takes the oldest n received fds for the current frame. Fails (and takes
+  // nothing) if fewer than n have arrived or n is over the per-frame limit.
+  bool take_fds(size_t n, std::vector<UniqueFd>* out);
+
+  size_t pending_fds() const { return fds_.size(); }
+  size_t buffered_bytes() const { return end_ - begin_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool reserve(size_t needed_bytes);
+  void release_frame();
+  char* bytes() { return reinterpret_cast<char*>(buffer_.get()); }
+
+  FrameLimits limits_;
+  std::unique_ptr<capnp::word[]> buffer_;
+  size_t capacity_ = 0;  // bytes
+  size_t begin_ = 0;     // first unconsumed byte; always a multiple of 8
+  size_t end_ = 0;       // one past the last byte read
+  size_t frame_bytes_ = 0;
+  std::deque<UniqueFd> fds_;
+  kj::ArrayPtr<const capnp::word> segments_[kSegmentCeiling];
+  std::optional<capnp::SegmentArrayMessageReader> reader_;
+  std::string error_;
+};
+
+class FrameWriter {
+ public:
+  FrameWriter() = default;
+  FrameWriter(const FrameWriter&) = delete;
+  FrameWriter& operator=(const FrameWriter&) = delete;
+
+  // Appends one frame, and the fds that travel with it (their ownership
+  // passes to the writer; they are closed once sent).
+  void append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds = {});
+
+  bool empty() const { return sent_ == out_.size(); }
+  size_t pending_bytes() const { return out_.size() - sent_; }
+
+  // Writes as much as `fd` takes. Returns 0 once everything is written,
+  // -EAGAIN if the socket is full with data left, or -errno on failure.
+  int write_to(int fd);
+
+ private:
+  struct FdBatch {
+    size_t offset;  // where in out_ the owning frame starts
+    std::vector<UniqueFd> fds;
+  };
+
+  std::vector<char> out_;
+  size_t sent_ = 0;
+  std::deque<FdBatch> batches_;
+};
+
+// Serializes `message` in stream framing into a fresh byte vector (tests and
+// tools that do not need a FrameWriter).
+std::vector<char> encode_frame(capnp::MessageBuilder& message);
+
+}  // namespace portd::proto

@@ -1,0 +1,332 @@
+# portd.capnp — the protocol between libportd and the portd daemon.
+#
+# A Unix stream socket carries frames; each frame is one Cap'n Proto message in
+# the standard stream framing (proto/frame.h enforces the size, segment,
+# traversal and nesting limits before anything is allocated). The client sends
+# Request frames, the daemon answers with Reply frames carrying the request's
+# id. Replies may come back in any order: a request that has to wait (a send to
+# a full queue, a receive on an empty one, a look-up of a name not yet
+# registered) is parked in the daemon and answered later, while the connection
+# goes on serving other requests.
+#
+# File descriptors (out-of-line memory) travel with SCM_RIGHTS. A frame says in
+# `fdCount` how many it carries; they are sent with the frame's first bytes, so
+# by the time a frame has been read completely its fds have arrived.
+#
+# Names are 32-bit Mach port names in the calling task's name space. Statuses
+# are the int32 values of portd::Status (Mach's codes).
+#
+# Ordinals are only ever appended.
+
+@0xb8b51912e8c8dbe5;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("portd::wire");
+
+const protocolVersion :UInt32 = 1;
+# Bumped on any change a peer of the previous version could not handle.
+
+# ---------------------------------------------------------------------------
+# Messages
+
+struct OutDescriptor {
+  # One descriptor of a message being sent, as the sender names it.
+  union {
+    port @0 :PortDescriptor;
+    ool @1 :OolDescriptor;
+    oolPorts @2 :OolPortsDescriptor;
+  }
+}
+
+struct PortDescriptor {
+  name @0 :UInt32;
+  # In a sent message: the sender's name. In a received one: the receiver's
+  # name for the right (0 for none, 0xffffffff for a dead name).
+  disposition @1 :UInt8;
+  # Sending: MACH_MSG_TYPE_MOVE_RECEIVE (16) ... MAKE_SEND_ONCE (21).
+  # Received: the right's type, MACH_MSG_TYPE_PORT_RECEIVE (16), PORT_SEND (17)
+  # or PORT_SEND_ONCE (18).
+}
+
+struct OolDescriptor {
+  # Out-of-line memory: a sealed memfd (or, when volatile, a pool segment)
+  # passed with SCM_RIGHTS in the same frame, in descriptor order.
+  size @0 :UInt64;
+  # Bytes of the region that belong to the message.
+  volatile @1 :Bool;
+  # The region is not sealed: the sender may still write to it.
+  deallocate @2 :Bool;
+  # Sent in move mode (the sender gave its buffer up). Informational.
+}
+
+struct OolPortsDescriptor {
+  names @0 :List(UInt32);
+  disposition @1 :UInt8;
+  # One disposition for every name, as in Mach.
+}
+
+struct OutMessage {
+  # A message as its sender describes it.
+  remote @0 :UInt32;
+  # Destination: a name holding a send or send-once right (or receive right,
+  # with MAKE_SEND / MAKE_SEND_ONCE).
+  remoteDisposition @1 :UInt8;
+  local @2 :UInt32;
+  # Reply port, or 0.
+  localDisposition @3 :UInt8;
+  id @4 :Int32;
+  body @5 :Data;
+  descriptors @6 :List(OutDescriptor);
+}
+
+struct Trailer {
+  seqno @0 :UInt64;
+  # The receiving port's sequence number for this message.
+  senderPid @1 :UInt32;
+  senderUid @2 :UInt32;
+  senderGid @3 :UInt32;
+  senderTask @4 :UInt64;
+  # The daemon's id of the sending task; 0 for a notification from the daemon.
+}
+
+struct InMessage {
+  # A message as its receiver gets it: every name is in the receiver's space.
+  remote @0 :UInt32;
+  # The reply right (0 if none).
+  remoteType @1 :UInt8;
+  # PORT_SEND (17) or PORT_SEND_ONCE (18), or 0.
+  local @2 :UInt32;
+  # The receiver's name of the port the message was queued on (for a receive
+  # on a port set: the member's name).
+  localType @3 :UInt8;
+  # The type of the right the sender used to reach the destination.
+  id @4 :Int32;
+  body @5 :Data;
+  descriptors @6 :List(OutDescriptor);
+  # Same shape as sent; port names and dispositions are the receiver's.
+  trailer @7 :Trailer;
+}
+
+# ---------------------------------------------------------------------------
+# Requests
+
+struct Hello {
+  version @0 :UInt32;
+  # The highest protocol version the client speaks.
+  command @1 :Text;
+  # The client's command name, for portctl. Informational.
+}
+
+struct Allocate { right @0 :UInt32; }
+# MACH_PORT_RIGHT_RECEIVE, _PORT_SET or _DEAD_NAME.
+
+struct NameOnly { name @0 :UInt32; }
+
+struct ModRefs {
+  name @0 :UInt32;
+  right @1 :UInt32;
+  delta @2 :Int32;
+}
+
+struct InsertRight {
+  name @0 :UInt32;
+  # The name the right is to have.
+  right @1 :UInt32;
+  # The caller's name of the right it is made from.
+  disposition @2 :UInt8;
+}
+
+struct ExtractRight {
+  name @0 :UInt32;
+  disposition @1 :UInt8;
+}
+
+struct GetRefs {
+  name @0 :UInt32;
+  right @1 :UInt32;
+}
+
+struct SetAttributes {
+  name @0 :UInt32;
+  qlimit @1 :UInt32;
+}
+
+struct MoveMember {
+  member @0 :UInt32;
+  after @1 :UInt32;
+  # A port-set name, or 0 to take the member out of its set.
+}
+
+struct RequestNotification {
+  name @0 :UInt32;
+  variant @1 :Int32;
+  # MACH_NOTIFY_PORT_DESTROYED (69), NO_SENDERS (70) or DEAD_NAME (72).
+  sync @2 :UInt32;
+  notify @3 :UInt32;
+  # 0 cancels the request.
+  notifyDisposition @4 :UInt8;
+  # MAKE_SEND_ONCE or MOVE_SEND_ONCE.
+}
+
+struct SendOptions {
+  timeoutMs @0 :Int64 = -1;
+  # Negative: wait for room as long as it takes. 0: fail at once with
+  # MACH_SEND_TIMED_OUT if the queue is full. n: wait at most n ms.
+  cache @1 :Bool;
+  # Cache-on-full: when the queue is full (after the timeout, if any), the
+  # daemon keeps the message, answers PORTD_SEND_WILL_NOTIFY and later sends a
+  # message-accepted notification to `notify`.
+  notify @2 :UInt32;
+  notifyDisposition @3 :UInt8;
+  thread @4 :UInt64;
+  # The sending thread, as the client identifies it: at most one cached
+  # message per thread may be pending.
+}
+
+struct ReceiveOptions {
+  name @0 :UInt32;
+  # A receive right or a port set.
+  timeoutMs @1 :Int64 = -1;
+  # As for SendOptions: negative waits forever, 0 returns at once.
+  maxSize @2 :UInt32;
+  # The receiver's buffer in Mach layout bytes (header, descriptors, body and
+  # the requested trailer); 0 means no limit.
+  large @3 :Bool;
+  # MACH_RCV_LARGE: a message too large for maxSize stays queued and its size
+  # is reported; without it the message is destroyed.
+  trailerSize @4 :UInt32;
+  # Bytes of trailer the receiver asked for, counted against maxSize.
+}
+
+struct Send {
+  message @0 :OutMessage;
+  options @1 :SendOptions;
+}
+
+struct SendReceive {
+  message @0 :OutMessage;
+  sendOptions @1 :SendOptions;
+  receiveOptions @2 :ReceiveOptions;
+}
+
+struct BootstrapName { name @0 :Text; }
+
+struct BootstrapRegister {
+  name @0 :Text;
+  port @1 :UInt32;
+  # A name holding a send right (or receive right) in the caller's space.
+}
+
+struct BootstrapLookUp {
+  name @0 :Text;
+  timeoutMs @1 :Int64 = 0;
+  # 0: answer at once. Negative: wait until the name appears. n: wait n ms.
+}
+
+struct Request {
+  id @0 :UInt64;
+  # Chosen by the client, echoed in the reply. Must not be 0 and must not
+  # repeat the id of a request still in progress.
+  fdCount @1 :UInt16;
+  # Descriptors passed with this frame, consumed in OOL-descriptor order.
+  union {
+    hello @2 :Hello;
+    cancel @3 :UInt64;
+    # Give up a parked request (by id). It is answered with
+    # MACH_SEND_INTERRUPTED / MACH_RCV_INTERRUPTED / KERN_ABORTED.
+    allocate @4 :Allocate;
+    deallocate @5 :NameOnly;
+    modRefs @6 :ModRefs;
+    destroy @7 :NameOnly;
+    insertRight @8 :InsertRight;
+    extractRight @9 :ExtractRight;
+    getRefs @10 :GetRefs;
+    type @11 :NameOnly;
+    names @12 :Void;
+    getAttributes @13 :NameOnly;
+    setAttributes @14 :SetAttributes;
+    moveMember @15 :MoveMember;
+    requestNotification @16 :RequestNotification;
+    send @17 :Send;
+    receive @18 :ReceiveOptions;
+    sendReceive @19 :SendReceive;
+    bootstrapCheckIn @20 :BootstrapName;
+    bootstrapRegister @21 :BootstrapRegister;
+    bootstrapLookUp @22 :BootstrapLookUp;
+    bootstrapUnregister @23 :BootstrapName;
+    bootstrapList @24 :Void;
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Replies
+
+struct HelloReply {
+  version @0 :UInt32;
+  # The version both sides will speak (the lower of the two).
+  task @1 :UInt64;
+  # The daemon's id for this task.
+  daemonPid @2 :UInt32;
+  maxFrameBytes @3 :UInt32;
+  maxInlineBody @4 :UInt32;
+  # Bodies above this must travel out of line.
+}
+
+struct NameInfo {
+  name @0 :UInt32;
+  type @1 :UInt32;
+  # MACH_PORT_TYPE_* bits, with MACH_PORT_TYPE_DNREQUEST where a dead-name
+  # request is armed.
+}
+
+struct PortStatus {
+  # mach_port_status_t.
+  pset @0 :UInt32;
+  seqno @1 :UInt32;
+  mscount @2 :UInt32;
+  qlimit @3 :UInt32;
+  msgcount @4 :UInt32;
+  sorights @5 :UInt32;
+  srights @6 :Bool;
+  pdrequest @7 :Bool;
+  nsrequest @8 :Bool;
+  flags @9 :UInt32;
+}
+
+struct ExtractedRight {
+  name @0 :UInt32;
+  type @1 :UInt8;
+  # MACH_MSG_TYPE_PORT_RECEIVE / PORT_SEND / PORT_SEND_ONCE.
+}
+
+struct BootstrapEntry {
+  name @0 :Text;
+  uid @1 :UInt32;
+  pid @2 :UInt32;
+  port @3 :UInt64;
+  # The daemon's port id.
+  sinceUnixMs @4 :Int64;
+}
+
+struct Reply {
+  id @0 :UInt64;
+  status @1 :Int32;
+  fdCount @2 :UInt16;
+  limit @3 :Text;
+  # When a quota refused the request: the limit's name, e.g. "queued_bytes".
+  neededSize @4 :UInt32;
+  # With MACH_RCV_TOO_LARGE: the size the message needs.
+  union {
+    none @5 :Void;
+    hello @6 :HelloReply;
+    name @7 :UInt32;
+    # allocate, insert (none), look-up, check-in, previous notification right.
+    extracted @8 :ExtractedRight;
+    refs @9 :UInt32;
+    type @10 :UInt32;
+    names @11 :List(NameInfo);
+    attributes @12 :PortStatus;
+    message @13 :InMessage;
+    bootstrapList @14 :List(BootstrapEntry);
+  }
+}
