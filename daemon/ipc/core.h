@@ -158,9 +158,8 @@ class Core {
   // variant: kPortDestroyed, kNoSenders or kDeadName. notify == kNameNull
   // cancels. The previous request's send-once right, if any, is put in the
   // caller's space and its name returned in *previous.
-  Status request_notification(TaskId task, Name name, Notify variant, uint32_t sync,
-                              Name notify, Disposition notify_disposition, Name* previous,
-                              Effects& fx);
+  Status request_notification(TaskId task, Name name, Notify variant, uint32_t sync, Name notify,
+                              Disposition notify_disposition, Name* previous, Effects& fx);
 
   // ---- messaging ----------------------------------------------------------
   // On success the message is queued (or handed to a waiting receiver). On
@@ -187,8 +186,8 @@ class Core {
   Status bootstrap_register(TaskId task, std::string_view name, Name port, Effects& fx);
   // timeout_ms 0: answer at once; otherwise park (kRcvInProgress) until the
   // name is registered or the shell expires the token.
-  Status bootstrap_look_up(TaskId task, std::string_view name, int64_t timeout_ms,
-                           WaitToken token, Name* out, Effects& fx);
+  Status bootstrap_look_up(TaskId task, std::string_view name, int64_t timeout_ms, WaitToken token,
+                           Name* out, Effects& fx);
   Status bootstrap_unregister(TaskId task, std::string_view name, Effects& fx);
   Status bootstrap_list(TaskId task, std::vector<BootstrapEntry>* out);
 

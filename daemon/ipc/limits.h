@@ -15,19 +15,19 @@ namespace portd::ipc {
 
 enum class Limit : uint8_t {
   kNone = 0,
-  kNames,              // entries in one name space
-  kPorts,              // receive rights a task created and still holds
-  kPortSets,           // port sets
-  kQueuedMessages,     // messages sent and not yet received
-  kQueuedBytes,        // their inline bytes
-  kOolBytes,           // their out-of-line bytes
-  kFdsInFlight,        // their attachments
-  kSendOnceRights,     // send-once rights the task made and that are unused
-  kNotifyRequests,     // armed notification requests
-  kBootstrapNames,     // names bound in the bootstrap registry
-  kParkedRequests,     // blocked sends, receives and look-ups
-  kMessageBytes,       // inline body of one message
-  kMessageDescriptors, // descriptors (and ports in arrays) in one message
+  kNames,               // entries in one name space
+  kPorts,               // receive rights a task created and still holds
+  kPortSets,            // port sets
+  kQueuedMessages,      // messages sent and not yet received
+  kQueuedBytes,         // their inline bytes
+  kOolBytes,            // their out-of-line bytes
+  kFdsInFlight,         // their attachments
+  kSendOnceRights,      // send-once rights the task made and that are unused
+  kNotifyRequests,      // armed notification requests
+  kBootstrapNames,      // names bound in the bootstrap registry
+  kParkedRequests,      // blocked sends, receives and look-ups
+  kMessageBytes,        // inline body of one message
+  kMessageDescriptors,  // descriptors (and ports in arrays) in one message
   kCount,
 };
 

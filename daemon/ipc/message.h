@@ -78,7 +78,7 @@ struct Trailer {
 struct MessageOut {
   Name remote = kNameNull;  // the reply right, in the receiver's space
   RightType remote_type = RightType::kNone;
-  Name local = kNameNull;   // the receiver's name of the port it came through
+  Name local = kNameNull;  // the receiver's name of the port it came through
   RightType local_type = RightType::kNone;
   int32_t id = 0;
   std::vector<uint8_t> body;
