@@ -1,0 +1,195 @@
+// Messages: what a sender builds (OutgoingMessage) and what a receiver gets
+// (ReceivedMessage).
+//
+// An OutgoingMessage names its destination (remote), an optional reply port
+// (local), an id, inline body bytes and descriptors. Every right it carries is
+// named in the sender's space with a disposition (MACH_MSG_TYPE_*): handles
+// given by reference are copied or made (COPY_SEND, MAKE_SEND,
+// MAKE_SEND_ONCE) and stay the caller's; handles given by move (MOVE_*) are
+// held by the message. Task::send consumes the message if and only if the send
+// succeeded: on success the held handles let go of their names (the rights now
+// travel with the message); on failure the message is left exactly as it was,
+// still holding its rights, so it can be sent again, or dropped, which
+// releases them. The raw overloads (a Name and a Disposition) hold nothing:
+// the caller keeps track of raw names, as a Mach program does.
+//
+// Out-of-line memory (OolMemoryDescriptor) is part of the API's shape but not
+// implemented yet: sending a message that carries one fails with
+// KERN_NOT_SUPPORTED and sends nothing. Out-of-line port arrays work.
+//
+// A ReceivedMessage is plain data: every name in it is in the receiver's
+// space, and the rights it carries are the receiver's to use or release
+// (adopt them into handles, or deallocate them).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "portd/export.h"
+#include "portd/proto/unique_fd.h"
+#include "portd/rights.h"
+#include "portd/status.h"
+#include "portd/types.h"
+
+namespace portd {
+
+using UniqueFd = proto::UniqueFd;
+
+// A single right carried in a message.
+struct PortDescriptor {
+  Name name = kNameNull;
+  Disposition disposition = Disposition::kNone;
+};
+
+// Out-of-line memory (mach_msg_ool_descriptor_t). Not implemented yet: see
+// above.
+struct OolMemoryDescriptor {
+  const void* address = nullptr;
+  uint64_t size = 0;
+  bool deallocate = false;   // move mode: the sender gives the region up
+  bool is_volatile = false;  // MACH_MSG_OOL_VOLATILE_DESCRIPTOR
+};
+
+// An out-of-line array of rights, one disposition for all
+// (mach_msg_ool_ports_descriptor_t).
+struct OolPortsDescriptor {
+  std::vector<Name> names;
+  Disposition disposition = Disposition::kNone;
+};
+
+using Descriptor = std::variant<PortDescriptor, OolMemoryDescriptor, OolPortsDescriptor>;
+
+class PORTD_API OutgoingMessage {
+ public:
+  OutgoingMessage();
+  ~OutgoingMessage();
+  OutgoingMessage(OutgoingMessage&&) noexcept;
+  OutgoingMessage& operator=(OutgoingMessage&&) noexcept;
+  OutgoingMessage(const OutgoingMessage&) = delete;
+  OutgoingMessage& operator=(const OutgoingMessage&) = delete;
+
+  // ---- destination (msgh_remote_port) ----
+  OutgoingMessage& set_remote(Name name, Disposition disposition);
+  OutgoingMessage& set_remote(const SendRight& right);  // COPY_SEND
+  OutgoingMessage& set_remote(SendRight&& right);       // MOVE_SEND
+  OutgoingMessage& set_remote(SendOnceRight&& right);   // MOVE_SEND_ONCE
+  // To a port the caller receives on: MAKE_SEND or MAKE_SEND_ONCE.
+  OutgoingMessage& set_remote(const ReceiveRight& port, Disposition make);
+
+  // ---- reply port (msgh_local_port) ----
+  OutgoingMessage& set_local(Name name, Disposition disposition);
+  // The usual reply port: MAKE_SEND_ONCE (or MAKE_SEND) from a receive right.
+  OutgoingMessage& set_local(const ReceiveRight& port,
+                             Disposition make = Disposition::kMakeSendOnce);
+  OutgoingMessage& set_local(const SendRight& right);  // COPY_SEND
+  OutgoingMessage& set_local(SendRight&& right);       // MOVE_SEND
+  OutgoingMessage& set_local(SendOnceRight&& right);   // MOVE_SEND_ONCE
+
+  // ---- descriptors, in order ----
+  OutgoingMessage& add_port(Name name, Disposition disposition);
+  OutgoingMessage& add_port(ReceiveRight&& right);    // MOVE_RECEIVE
+  OutgoingMessage& add_port(const SendRight& right);  // COPY_SEND
+  OutgoingMessage& add_port(SendRight&& right);       // MOVE_SEND
+  OutgoingMessage& add_port(SendOnceRight&& right);   // MOVE_SEND_ONCE
+  // MAKE_SEND or MAKE_SEND_ONCE from a receive right the caller keeps.
+  OutgoingMessage& add_port(const ReceiveRight& port, Disposition make);
+  OutgoingMessage& add_ool_ports(std::vector<Name> names, Disposition disposition);
+  OutgoingMessage& add_ool_ports(std::vector<SendRight>&& rights);  // MOVE_SEND each
+  OutgoingMessage& add_ool_memory(const OolMemoryDescriptor& memory);
+
+  // ---- id and body ----
+  OutgoingMessage& set_id(int32_t id) {
+    id_ = id;
+    return *this;
+  }
+  OutgoingMessage& set_body(std::span<const std::byte> bytes);
+  OutgoingMessage& set_body(std::string_view text);
+  std::vector<std::byte>& body() { return body_; }
+
+  Name remote() const { return remote_; }
+  Disposition remote_disposition() const { return remote_disposition_; }
+  Name local() const { return local_; }
+  Disposition local_disposition() const { return local_disposition_; }
+  int32_t id() const { return id_; }
+  const std::vector<std::byte>& body() const { return body_; }
+  const std::vector<Descriptor>& descriptors() const { return descriptors_; }
+  // Handles given by move that the message holds until it is sent.
+  size_t held_rights() const { return held_.size(); }
+
+ private:
+  friend class Task;
+  using Held = std::variant<ReceiveRight, SendRight, SendOnceRight>;
+
+  void note_task(const std::shared_ptr<Task>& task);
+  // A disposition that makes a right from a receive right the caller keeps.
+  Disposition check_make(Disposition make);
+  // The message was sent: held handles let go of their names, and the
+  // message is reset to empty.
+  void consumed();
+
+  Name remote_ = kNameNull;
+  Disposition remote_disposition_ = Disposition::kNone;
+  Name local_ = kNameNull;
+  Disposition local_disposition_ = Disposition::kNone;
+  int32_t id_ = 0;
+  std::vector<std::byte> body_;
+  std::vector<Descriptor> descriptors_;
+  std::optional<Held> remote_held_;
+  std::optional<Held> local_held_;
+  std::vector<Held> held_;  // descriptors' rights given by move
+  // The task the handles belong to; names from two tasks cannot be mixed.
+  const Task* task_ = nullptr;
+  // The first misuse found while building (handles of two tasks, a MOVE_*
+  // asked of a handle given by reference); send refuses the message with it.
+  Status problem_ = Status::kSuccess;
+};
+
+// A right that arrived in a message, named in the receiver's space
+// (kNameDead for a right whose port died in transit).
+struct ReceivedPort {
+  Name name = kNameNull;
+  RightType type = RightType::kNone;
+};
+
+// Out-of-line memory as received: a memfd (sealed unless volatile) to map
+// MAP_PRIVATE. Delivered as the daemon sends it; this library does not send
+// out-of-line memory yet.
+struct ReceivedOolMemory {
+  uint64_t size = 0;
+  bool is_volatile = false;
+  bool deallocate = false;
+  UniqueFd fd;
+};
+
+struct ReceivedOolPorts {
+  std::vector<Name> names;
+  RightType type = RightType::kNone;
+};
+
+using ReceivedDescriptor = std::variant<ReceivedPort, ReceivedOolMemory, ReceivedOolPorts>;
+
+struct ReceivedMessage {
+  Name remote = kNameNull;  // the reply right, if the sender gave one
+  RightType remote_type = RightType::kNone;
+  Name local = kNameNull;  // the port it was queued on (a member, for a set)
+  RightType local_type = RightType::kNone;
+  int32_t id = 0;
+  std::vector<std::byte> body;
+  std::vector<ReceivedDescriptor> descriptors;
+  Trailer trailer;
+  // With MACH_RCV_TOO_LARGE: the buffer size the message needs (Mach layout,
+  // requested trailer included). Everything else is empty then.
+  uint32_t needed_size = 0;
+
+  std::string_view body_text() const {
+    return {reinterpret_cast<const char*>(body.data()), body.size()};
+  }
+};
+
+}  // namespace portd

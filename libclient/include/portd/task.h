@@ -1,0 +1,171 @@
+// portd::Task: one connection to the portd daemon, and the name space of
+// rights that comes with it.
+//
+// A Task is made with Task::connect() and shared (std::shared_ptr) by
+// everything that uses it: every method may be called from many threads at
+// once. Requests are pipelined on one Unix socket; a thread blocked in
+// receive() (its request parked in the daemon) never holds up another
+// thread's send or rpc. When the connection ends, for whatever reason, the
+// daemon releases every right the task held (DESIGN section 4).
+//
+// Two layers:
+//  * The raw layer mirrors the daemon's operations one to one and speaks raw
+//    names, as mach_port_* and mach_msg do (the Mach-compatible C API sits on
+//    it). Statuses are Mach's codes, exactly as the daemon answers them.
+//  * Conveniences return move-only handles (portd/rights.h) that release
+//    their right when they go away: make_port(), make_port_set(),
+//    check_in(), look_up(), rpc().
+//
+// Timeouts are enforced by the daemon; the library waits for its answer.
+//
+// Connection loss. Once the connection is gone (the daemon went away, it
+// closed the connection over a protocol violation, or disconnect() was
+// called), every call in progress wakes and every later call returns at once
+// with KERN_INVALID_TASK (Status::kInvalidTask): the task, and every right it
+// had, is dead. connected() and failure() say so and why.
+//
+// fork(): a Task belongs to the process that connected it. In a child, every
+// method returns KERN_INVALID_TASK without touching the socket and handle
+// destructors do nothing; the child connects a Task of its own.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "portd/export.h"
+#include "portd/message.h"
+#include "portd/result.h"
+#include "portd/rights.h"
+#include "portd/status.h"
+#include "portd/types.h"
+
+namespace portd {
+
+namespace detail {
+class Connection;
+}
+
+struct ConnectOptions {
+  // Empty: resolved as portd and portctl do ($PORTD_SOCKET, then
+  // $XDG_RUNTIME_DIR/portd.sock, then /run/portd/portd.sock).
+  std::string socket_path;
+  // Shown by portctl; empty: this process's /proc/self/comm.
+  std::string command;
+};
+
+class PORTD_API Task : public std::enable_shared_from_this<Task> {
+ public:
+  // Connects and negotiates the protocol version. Fails with
+  //   KERN_INVALID_TASK       nothing listens at the path (detail: errno text),
+  //   KERN_NO_ACCESS          the socket's permissions refuse us,
+  //   KERN_INVALID_ARGUMENT   the path does not fit a sockaddr_un,
+  //   KERN_NOT_SUPPORTED      the daemon speaks no version we know,
+  // or the status the daemon answered the hello with.
+  static Result<std::shared_ptr<Task>> connect(const ConnectOptions& options = {});
+
+  ~Task();
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+
+  // ---- the connection ------------------------------------------------------
+  const std::string& socket_path() const { return socket_path_; }
+  uint64_t id() const { return task_id_; }  // the daemon's id for this task
+  uint32_t daemon_pid() const { return daemon_pid_; }
+  uint32_t protocol_version() const { return version_; }
+  // Largest inline body the daemon accepts.
+  uint32_t max_inline_body() const { return max_inline_body_; }
+  bool connected() const;
+  // Why the connection ended ("" while connected).
+  std::string failure() const;
+  // Ends the connection: calls in progress wake with KERN_INVALID_TASK and
+  // the daemon releases every right of this task.
+  void disconnect();
+
+  // ---- raw layer: port management (mach_port_*) ----------------------------
+  // RECEIVE, PORT_SET or DEAD_NAME.
+  Result<Name> allocate(Right right);
+  Status deallocate(Name name);
+  Status mod_refs(Name name, Right right, int32_t delta);
+  Status destroy(Name name);
+  // Gives `name` the right made from `right` (mach_port_insert_right).
+  Status insert_right(Name name, Name right, Disposition disposition);
+  Result<ExtractedRight> extract_right(Name name, Disposition disposition);
+  Result<uint32_t> get_refs(Name name, Right right);
+  Result<uint32_t> type(Name name);  // kType* bits
+  Result<std::vector<NameInfo>> names();
+  Result<PortStatus> get_attributes(Name name);
+  Status set_qlimit(Name name, uint32_t qlimit);
+  // Moves a receive right into the set `after`, or out of its set
+  // (after == kNameNull).
+  Status move_member(Name member, Name after);
+  // Arms (or with notify == kNameNull cancels) a notification; returns the
+  // name of the previous request's send-once right, or kNameNull.
+  Result<Name> request_notification(Name name, Notification variant, uint32_t sync, Name notify,
+                                    Disposition notify_disposition);
+
+  // ---- raw layer: messaging ------------------------------------------------
+  // Consumes `message` iff it succeeds (kSuccess, or kSendWillNotify when
+  // cached): see portd/message.h. A message that carries out-of-line memory
+  // fails with KERN_NOT_SUPPORTED; one too large for a frame with
+  // MACH_SEND_TOO_LARGE.
+  Status send(OutgoingMessage& message, const SendOptions& options = {});
+  // From a receive right or a port set. MACH_RCV_TOO_LARGE comes with a value
+  // whose needed_size is set.
+  Result<ReceivedMessage> receive(Name name, const ReceiveOptions& options = {});
+  // Send then receive in one request (one round trip: the RPC shape). A send
+  // failure (a MACH_SEND_* status or a kern_return_t) leaves `message` as it
+  // was; once the send has happened, `message` is consumed whatever the
+  // receive's outcome (MACH_RCV_* statuses).
+  Result<ReceivedMessage> send_receive(OutgoingMessage& message, const SendOptions& send_options,
+                                       Name receive_name, const ReceiveOptions& receive_options);
+
+  // ---- raw layer: bootstrap -----------------------------------------------
+  // The daemon makes a port for `service` and hands back its receive right.
+  Result<Name> bootstrap_check_in(std::string_view service);
+  // Binds `service` to a send right the caller holds (name of a send or
+  // receive right).
+  Status bootstrap_register(std::string_view service, Name port);
+  // A send right to the service's port. timeout 0: answer at once; nullopt:
+  // wait until the name appears; n: wait at most n.
+  Result<Name> bootstrap_look_up(
+      std::string_view service,
+      std::optional<std::chrono::milliseconds> timeout = std::chrono::milliseconds(0));
+  Status bootstrap_unregister(std::string_view service);
+  Result<std::vector<BootstrapEntry>> bootstrap_list();
+
+  // ---- conveniences: handles ---------------------------------------------
+  Result<ReceiveRight> make_port();
+  Result<PortSet> make_port_set();
+  Result<ReceiveRight> check_in(std::string_view service);
+  Result<SendRight> look_up(
+      std::string_view service,
+      std::optional<std::chrono::milliseconds> timeout = std::chrono::milliseconds(0));
+  // A request and its reply in one round trip: sends `request` with
+  // `reply_port` as its reply port (MAKE_SEND_ONCE) and receives the reply on
+  // it. The request's destination must already be set.
+  Result<ReceivedMessage> rpc(OutgoingMessage& request, const ReceiveRight& reply_port,
+                              const SendOptions& send_options = {},
+                              const ReceiveOptions& receive_options = {});
+
+ private:
+  friend class detail::RightHandle;
+
+  Task(std::unique_ptr<detail::Connection> connection, std::string socket_path);
+  // Releases a right and does not wait for the daemon's answer.
+  void release_nowait(Name name, Right right, bool deallocate) noexcept;
+  Status check_message(const OutgoingMessage& message) const;
+
+  std::unique_ptr<detail::Connection> connection_;
+  std::string socket_path_;
+  uint64_t task_id_ = 0;
+  uint32_t daemon_pid_ = 0;
+  uint32_t version_ = 0;
+  uint32_t max_inline_body_ = 0;
+};
+
+}  // namespace portd

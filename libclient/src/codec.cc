@@ -1,0 +1,214 @@
+#include "libclient/src/codec.h"
+
+#include <kj/exception.h>
+
+#include <cstring>
+#include <exception>
+
+namespace portd::detail {
+
+namespace {
+
+bool valid_send_disposition(Disposition d) {
+  const auto v = static_cast<uint8_t>(d);
+  return v >= static_cast<uint8_t>(Disposition::kMoveReceive) &&
+         v <= static_cast<uint8_t>(Disposition::kMakeSendOnce);
+}
+
+ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>& fds,
+                               size_t* next_fd, bool* ok, std::string* error) {
+  ReceivedMessage m;
+  m.remote = in.getRemote();
+  m.remote_type = static_cast<RightType>(in.getRemoteType());
+  m.local = in.getLocal();
+  m.local_type = static_cast<RightType>(in.getLocalType());
+  m.id = in.getId();
+  auto body = in.getBody();
+  m.body.resize(body.size());
+  if (body.size() != 0) std::memcpy(m.body.data(), body.begin(), body.size());
+  auto descriptors = in.getDescriptors();
+  m.descriptors.reserve(descriptors.size());
+  for (auto d : descriptors) {
+    switch (d.which()) {
+      case wire::OutDescriptor::PORT: {
+        auto p = d.getPort();
+        m.descriptors.emplace_back(
+            ReceivedPort{p.getName(), static_cast<RightType>(p.getDisposition())});
+        break;
+      }
+      case wire::OutDescriptor::OOL: {
+        auto o = d.getOol();
+        if (*next_fd >= fds.size()) {
+          *ok = false;
+          *error = "reply has more out-of-line regions than file descriptors";
+          return m;
+        }
+        ReceivedOolMemory mem;
+        mem.size = o.getSize();
+        mem.is_volatile = o.getVolatile();
+        mem.deallocate = o.getDeallocate();
+        mem.fd = std::move(fds[(*next_fd)++]);
+        m.descriptors.emplace_back(std::move(mem));
+        break;
+      }
+      case wire::OutDescriptor::OOL_PORTS: {
+        auto o = d.getOolPorts();
+        ReceivedOolPorts ports;
+        ports.type = static_cast<RightType>(o.getDisposition());
+        ports.names.reserve(o.getNames().size());
+        for (auto n : o.getNames()) ports.names.push_back(n);
+        m.descriptors.emplace_back(std::move(ports));
+        break;
+      }
+      default:
+        *ok = false;
+        *error = "reply carries a descriptor of an unknown kind";
+        return m;
+    }
+  }
+  auto t = in.getTrailer();
+  m.trailer.seqno = t.getSeqno();
+  m.trailer.pid = t.getSenderPid();
+  m.trailer.uid = t.getSenderUid();
+  m.trailer.gid = t.getSenderGid();
+  m.trailer.sender_task = t.getSenderTask();
+  return m;
+}
+
+bool decode_reply_unchecked(wire::Reply::Reader reply, std::vector<UniqueFd>& fds, ReplyData* out,
+                            std::string* error) {
+  out->status = static_cast<Status>(reply.getStatus());
+  if (reply.hasLimit()) out->limit = reply.getLimit();
+  out->needed_size = reply.getNeededSize();
+  out->which = reply.which();
+  switch (out->which) {
+    case wire::Reply::NONE: break;
+    case wire::Reply::HELLO: {
+      auto h = reply.getHello();
+      out->hello = HelloInfo{h.getVersion(), h.getTask(), h.getDaemonPid(), h.getMaxFrameBytes(),
+                             h.getMaxInlineBody()};
+      break;
+    }
+    case wire::Reply::NAME: out->name = reply.getName(); break;
+    case wire::Reply::EXTRACTED: {
+      auto e = reply.getExtracted();
+      out->extracted = ExtractedRight{e.getName(), static_cast<RightType>(e.getType())};
+      break;
+    }
+    case wire::Reply::REFS: out->value = reply.getRefs(); break;
+    case wire::Reply::TYPE: out->value = reply.getType(); break;
+    case wire::Reply::NAMES: {
+      auto names = reply.getNames();
+      out->names.reserve(names.size());
+      for (auto n : names) out->names.push_back(NameInfo{n.getName(), n.getType()});
+      break;
+    }
+    case wire::Reply::ATTRIBUTES: {
+      auto a = reply.getAttributes();
+      out->attributes = PortStatus{
+          a.getPset(),     a.getSeqno(),   a.getMscount(),   a.getQlimit(),    a.getMsgcount(),
+          a.getSorights(), a.getSrights(), a.getPdrequest(), a.getNsrequest(), a.getFlags()};
+      break;
+    }
+    case wire::Reply::MESSAGE: {
+      bool ok = true;
+      size_t next_fd = 0;
+      out->message = decode_message(reply.getMessage(), fds, &next_fd, &ok, error);
+      if (!ok) return false;
+      break;
+    }
+    case wire::Reply::BOOTSTRAP_LIST: {
+      auto list = reply.getBootstrapList();
+      out->bootstrap.reserve(list.size());
+      for (auto e : list) {
+        out->bootstrap.push_back(
+            BootstrapEntry{e.getName(), e.getUid(), e.getPid(), e.getPort(), e.getSinceUnixMs()});
+      }
+      break;
+    }
+    default:
+      // A newer daemon's answer we do not know; the status still holds.
+      break;
+  }
+  return true;
+}
+
+}  // namespace
+
+int64_t wire_timeout(std::optional<std::chrono::milliseconds> timeout) {
+  if (!timeout) return -1;
+  return timeout->count() < 0 ? 0 : static_cast<int64_t>(timeout->count());
+}
+
+Status encode_message(const OutgoingMessage& message, wire::OutMessage::Builder out) {
+  for (const auto& d : message.descriptors()) {
+    if (std::holds_alternative<OolMemoryDescriptor>(d)) return Status::kNotSupported;
+    if (const auto* p = std::get_if<PortDescriptor>(&d);
+        p != nullptr && !valid_send_disposition(p->disposition)) {
+      return Status::kSendInvalidType;
+    }
+    if (const auto* p = std::get_if<OolPortsDescriptor>(&d);
+        p != nullptr && !valid_send_disposition(p->disposition)) {
+      return Status::kSendInvalidType;
+    }
+  }
+  out.setRemote(message.remote());
+  out.setRemoteDisposition(static_cast<uint8_t>(message.remote_disposition()));
+  out.setLocal(message.local());
+  out.setLocalDisposition(static_cast<uint8_t>(message.local_disposition()));
+  out.setId(message.id());
+  const auto& body = message.body();
+  if (!body.empty()) {
+    auto data = out.initBody(static_cast<unsigned>(body.size()));
+    std::memcpy(data.begin(), body.data(), body.size());
+  }
+  const auto& descriptors = message.descriptors();
+  if (!descriptors.empty()) {
+    auto list = out.initDescriptors(static_cast<unsigned>(descriptors.size()));
+    for (unsigned i = 0; i < descriptors.size(); ++i) {
+      if (const auto* p = std::get_if<PortDescriptor>(&descriptors[i])) {
+        auto port = list[i].initPort();
+        port.setName(p->name);
+        port.setDisposition(static_cast<uint8_t>(p->disposition));
+      } else if (const auto* a = std::get_if<OolPortsDescriptor>(&descriptors[i])) {
+        auto ports = list[i].initOolPorts();
+        ports.setDisposition(static_cast<uint8_t>(a->disposition));
+        auto names = ports.initNames(static_cast<unsigned>(a->names.size()));
+        for (unsigned j = 0; j < a->names.size(); ++j) names.set(j, a->names[j]);
+      }
+    }
+  }
+  return Status::kSuccess;
+}
+
+void encode_send_options(const SendOptions& options, uint64_t thread,
+                         wire::SendOptions::Builder out) {
+  out.setTimeoutMs(wire_timeout(options.timeout));
+  out.setCache(options.cache);
+  out.setNotify(options.notify);
+  out.setNotifyDisposition(static_cast<uint8_t>(options.notify_disposition));
+  out.setThread(thread);
+}
+
+void encode_receive_options(Name name, const ReceiveOptions& options,
+                            wire::ReceiveOptions::Builder out) {
+  out.setName(name);
+  out.setTimeoutMs(wire_timeout(options.timeout));
+  out.setMaxSize(options.max_size);
+  out.setLarge(options.large);
+  out.setTrailerSize(options.trailer_size);
+}
+
+bool decode_reply(wire::Reply::Reader reply, std::vector<UniqueFd>& fds, ReplyData* out,
+                  std::string* error) {
+  try {
+    return decode_reply_unchecked(reply, fds, out, error);
+  } catch (const kj::Exception& e) {
+    *error = "malformed reply: " + std::string(e.getDescription().cStr());
+  } catch (const std::exception& e) {
+    *error = std::string("malformed reply: ") + e.what();
+  }
+  return false;
+}
+
+}  // namespace portd::detail

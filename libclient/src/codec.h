@@ -1,0 +1,67 @@
+// The client side of the wire protocol: requests from API types, replies to
+// API types.
+//
+// This is the one place in libportd where untrusted bytes (the daemon's
+// replies) become C++ values; Cap'n Proto's exceptions on a malformed reply
+// are caught here and reported as a protocol error, which ends the
+// connection. Nothing here does I/O.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portd/message.h"
+#include "portd/portd.capnp.h"
+#include "portd/status.h"
+#include "portd/types.h"
+
+namespace portd::detail {
+
+// What the daemon said in its answer to hello.
+struct HelloInfo {
+  uint32_t version = 0;
+  uint64_t task = 0;
+  uint32_t daemon_pid = 0;
+  uint32_t max_frame_bytes = 0;
+  uint32_t max_inline_body = 0;
+};
+
+// A decoded Reply. `which` says which of the value fields is meaningful.
+struct ReplyData {
+  wire::Reply::Which which = wire::Reply::NONE;
+  Status status = Status::kSuccess;
+  std::string limit;  // the quota that refused the request, if one did
+  uint32_t needed_size = 0;
+
+  HelloInfo hello;
+  Name name = kNameNull;
+  ExtractedRight extracted;
+  uint32_t value = 0;  // refs or type
+  std::vector<NameInfo> names;
+  PortStatus attributes;
+  std::optional<ReceivedMessage> message;
+  std::vector<BootstrapEntry> bootstrap;
+};
+
+// A timeout as the wire says it: -1 waits forever, 0 never waits, n ms.
+int64_t wire_timeout(std::optional<std::chrono::milliseconds> timeout);
+
+// Fills `out` from `message`. Returns KERN_NOT_SUPPORTED, having filled
+// nothing that matters, if the message carries out-of-line memory (not
+// implemented yet), and MACH_SEND_INVALID_TYPE for a descriptor without a
+// valid disposition.
+Status encode_message(const OutgoingMessage& message, wire::OutMessage::Builder out);
+void encode_send_options(const SendOptions& options, uint64_t thread,
+                         wire::SendOptions::Builder out);
+void encode_receive_options(Name name, const ReceiveOptions& options,
+                            wire::ReceiveOptions::Builder out);
+
+// Decodes `reply`, taking the out-of-line fds of a received message from
+// `fds` in descriptor order. Returns false, with `error` set, if the reply is
+// malformed (including anything Cap'n Proto throws).
+bool decode_reply(wire::Reply::Reader reply, std::vector<UniqueFd>& fds, ReplyData* out,
+                  std::string* error);
+
+}  // namespace portd::detail

@@ -1,0 +1,260 @@
+#include "libclient/src/connection.h"
+
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace portd::detail {
+
+namespace {
+
+// What we accept from the daemon. Its replies are bounded by its own limits;
+// these only keep a broken daemon from making us allocate without bound.
+proto::FrameLimits reply_limits() {
+  proto::FrameLimits limits;
+  limits.max_frame_bytes = 16u << 20;
+  limits.traversal_limit_words = 2 * (limits.max_frame_bytes / 8);
+  return limits;
+}
+
+// Until the daemon says otherwise in its hello reply: proto's default.
+constexpr uint32_t kDefaultMaxFrameBytes = proto::FrameLimits{}.max_frame_bytes;
+
+// A writer that is not the leader re-checks this often whether it should
+// read, so that replies never pile up unread while it waits for room.
+constexpr int kWriterPollMs = 50;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+Connection::Connection(proto::UniqueFd fd)
+    : fd_(std::move(fd)),
+      pid_(::getpid()),
+      max_frame_bytes_(kDefaultMaxFrameBytes),
+      reader_(reply_limits()) {}
+
+Connection::~Connection() = default;
+
+bool Connection::owned_by_this_process() const { return ::getpid() == pid_; }
+
+bool Connection::alive() const { return owned_by_this_process() && !dead_.load(); }
+
+std::string Connection::failure() const {
+  if (!owned_by_this_process()) return "the connection belongs to the parent process";
+  std::lock_guard<std::mutex> guard(mu_);
+  return failure_;
+}
+
+bool Connection::frame_too_large(capnp::MessageBuilder& request) const {
+  const uint64_t bytes = capnp::computeSerializedSizeInWords(request) * sizeof(capnp::word);
+  return bytes > max_frame_bytes_.load(std::memory_order_relaxed);
+}
+
+Status Connection::call(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds,
+                        ReplyData* reply) {
+  if (!owned_by_this_process()) return Status::kInvalidTask;
+  const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  request.getRoot<wire::Request>().setId(id);
+  if (frame_too_large(request)) return Status::kSendTooLarge;
+
+  Waiter me;
+  me.reply = reply;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (dead_.load()) return Status::kInvalidTask;
+    waiters_.emplace(id, &me);
+  }
+  // A failed write fails the connection, which completes `me`.
+  write_frame(request, std::move(fds));
+
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!me.done) {
+    if (!leader_) {
+      leader_ = true;
+      lead(lock, me);
+      continue;
+    }
+    me.sleeping = true;
+    me.cv.wait(lock);
+    me.sleeping = false;
+  }
+  return me.status;
+}
+
+void Connection::post(capnp::MessageBuilder& request) noexcept {
+  if (!owned_by_this_process() || dead_.load()) return;
+  try {
+    request.getRoot<wire::Request>().setId(next_id_.fetch_add(1, std::memory_order_relaxed));
+    if (frame_too_large(request)) return;
+    write_frame(request, {});
+  } catch (...) {
+    // Out of memory while encoding: the right stays until the task ends.
+  }
+}
+
+void Connection::shutdown(const std::string& reason) {
+  if (!owned_by_this_process()) return;
+  fail(reason);
+}
+
+Status Connection::write_frame(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds) {
+  std::lock_guard<std::mutex> guard(write_mu_);
+  if (dead_.load()) return Status::kInvalidTask;
+  writer_.append(request, std::move(fds));
+  for (;;) {
+    const int r = writer_.write_to(fd_.get());
+    if (r == 0) return Status::kSuccess;
+    if (r != -EAGAIN) {
+      fail("write to the daemon failed: " + errno_text(-r));
+      return Status::kInvalidTask;
+    }
+    wait_writable();
+    if (dead_.load()) return Status::kInvalidTask;
+  }
+}
+
+void Connection::wait_writable() {
+  bool leading = false;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (dead_.load()) return;
+    if (!leader_) leader_ = leading = true;
+  }
+  pollfd p{fd_.get(), static_cast<short>(POLLOUT | (leading ? POLLIN : 0)), 0};
+  const int r = ::poll(&p, 1, leading ? -1 : kWriterPollMs);
+  if (r < 0 && errno != EINTR) fail("poll failed: " + errno_text(errno));
+  if (leading) {
+    if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      if (read_once()) drain();
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    stop_leading(lock);
+  }
+}
+
+void Connection::lead(std::unique_lock<std::mutex>& lock, Waiter& me) {
+  lock.unlock();
+  for (;;) {
+    if (!drain()) break;
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      if (me.done) break;
+    }
+    pollfd p{fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      fail("poll failed: " + errno_text(errno));
+      break;
+    }
+    if (!read_once()) break;
+  }
+  lock.lock();
+  stop_leading(lock);
+}
+
+void Connection::stop_leading(std::unique_lock<std::mutex>& lock) {
+  leader_ = false;
+  if (dead_.load()) return;
+  for (auto& [id, waiter] : waiters_) {
+    if (waiter->sleeping) {
+      waiter->cv.notify_one();
+      return;
+    }
+  }
+}
+
+bool Connection::read_once() {
+  const long n = reader_.read_from(fd_.get());
+  if (n > 0 || n == -EAGAIN) return true;
+  if (n == 0) {
+    fail("the daemon closed the connection");
+  } else if (n == -EPROTO) {
+    fail("protocol violation by the daemon: " + reader_.error());
+  } else {
+    fail("read from the daemon failed: " + errno_text(static_cast<int>(-n)));
+  }
+  return false;
+}
+
+bool Connection::drain() {
+  for (;;) {
+    switch (reader_.next()) {
+      case proto::FrameReader::Next::kNeedMore: return true;
+      case proto::FrameReader::Next::kError:
+        fail("malformed frame from the daemon: " + reader_.error());
+        return false;
+      case proto::FrameReader::Next::kFrame:
+        handle_frame();
+        if (dead_.load()) return false;
+        break;
+    }
+  }
+}
+
+void Connection::handle_frame() {
+  wire::Reply::Reader reply;
+  uint64_t id = 0;
+  uint16_t fd_count = 0;
+  try {
+    reply = reader_.frame().getRoot<wire::Reply>();
+    id = reply.getId();
+    fd_count = reply.getFdCount();
+  } catch (const kj::Exception& e) {
+    fail("malformed reply from the daemon: " + std::string(e.getDescription().cStr()));
+    return;
+  }
+  std::vector<proto::UniqueFd> fds;
+  if (!reader_.take_fds(fd_count, &fds)) {
+    fail("reply declares " + std::to_string(fd_count) + " fds that did not arrive");
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (waiters_.find(id) == waiters_.end()) return;  // nobody waits: discarded
+  }
+  ReplyData data;
+  std::string error;
+  if (!decode_reply(reply, fds, &data, &error)) {
+    fail(error);
+    return;
+  }
+  std::lock_guard<std::mutex> guard(mu_);
+  auto it = waiters_.find(id);
+  if (it == waiters_.end()) return;  // the connection failed meanwhile
+  Waiter* waiter = it->second;
+  waiters_.erase(it);
+  *waiter->reply = std::move(data);
+  waiter->status = Status::kSuccess;
+  waiter->done = true;
+  // Under the lock: the waiter cannot return (and destroy its cv) before.
+  waiter->cv.notify_one();
+}
+
+void Connection::fail(const std::string& reason) {
+  std::lock_guard<std::mutex> guard(mu_);
+  fail_locked(reason);
+}
+
+void Connection::fail_locked(const std::string& reason) {
+  if (!dead_.load()) {
+    failure_ = reason;
+    dead_.store(true);
+    // Wakes a leader blocked in poll; the fd stays open until we are gone.
+    ::shutdown(fd_.get(), SHUT_RDWR);
+  }
+  for (auto& [id, waiter] : waiters_) {
+    waiter->status = Status::kInvalidTask;
+    waiter->done = true;
+    waiter->cv.notify_one();
+  }
+  waiters_.clear();
+}
+
+}  // namespace portd::detail

@@ -1,0 +1,440 @@
+#include "portd/task.h"
+
+#include <capnp/message.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "libclient/src/codec.h"
+#include "libclient/src/connection.h"
+#include "portd/proto/socket_path.h"
+
+namespace portd {
+
+namespace {
+
+using detail::ReplyData;
+
+// One request being built. Small requests fit the first segment; a message's
+// body gets room up front so the frame stays in one or two segments.
+struct Request {
+  explicit Request(size_t extra_bytes = 0) : builder(kFirstSegmentWords + extra_bytes / 8) {}
+  static constexpr unsigned kFirstSegmentWords = 128;
+  capnp::MallocMessageBuilder builder;
+  wire::Request::Builder root = builder.initRoot<wire::Request>();
+};
+
+size_t message_bytes(const OutgoingMessage& message) {
+  size_t bytes = message.body().size() + 64;
+  for (const auto& d : message.descriptors()) {
+    bytes += 32;
+    if (const auto* ports = std::get_if<OolPortsDescriptor>(&d)) bytes += 4 * ports->names.size();
+  }
+  return bytes;
+}
+
+// Copies `text` into a Text field (a string_view need not end in a NUL,
+// which capnp::Text::Reader requires).
+void copy_text(capnp::Text::Builder field, std::string_view text) {
+  if (!text.empty()) std::memcpy(field.begin(), text.data(), text.size());
+}
+
+template <typename Builder>
+void set_service(Builder builder, std::string_view service) {
+  copy_text(builder.initName(static_cast<unsigned>(service.size())), service);
+}
+
+std::string command_name() {
+  std::ifstream comm("/proc/self/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+// A send that got this far took the message (and its rights) with it.
+bool send_consumed(Status status) {
+  return status == Status::kSuccess || status == Status::kSendWillNotify;
+}
+
+// For send_receive: the receive phase's statuses mean the send happened.
+bool send_receive_consumed(Status status) {
+  const auto v = static_cast<uint32_t>(status);
+  return send_consumed(status) || (v & 0xfffff000u) == 0x10004000u;
+}
+
+uint64_t thread_id() { return static_cast<uint64_t>(::gettid()); }
+
+// The outcome of one round trip, as a Result: the transport's failure, the
+// daemon's status (naming the limit that refused it), or the reply.
+class TaskCall {
+ public:
+  TaskCall(detail::Connection& connection, capnp::MessageBuilder& request)
+      : connection_(connection) {
+    transport_ = connection.call(request, {}, &reply_);
+  }
+  Status status() const { return ok(transport_) ? reply_.status : transport_; }
+  bool answered(wire::Reply::Which which) const {
+    return ok(transport_) && ok(reply_.status) && reply_.which == which;
+  }
+  ReplyData& reply() { return reply_; }
+
+  // The failure as a Result: why, in detail, if we know.
+  template <typename T>
+  Result<T> error() const {
+    if (!ok(transport_)) {
+      if (transport_ == Status::kInvalidTask) {
+        return Result<T>(transport_, "not connected to portd: " + connection_.failure());
+      }
+      return Result<T>(transport_);
+    }
+    if (ok(reply_.status)) {
+      return Result<T>(Status::kFailure, "the daemon's reply does not carry the expected value");
+    }
+    if (!reply_.limit.empty()) {
+      return Result<T>(reply_.status, "refused by the " + reply_.limit + " limit");
+    }
+    return Result<T>(reply_.status);
+  }
+
+ private:
+  detail::Connection& connection_;
+  Status transport_;
+  ReplyData reply_;
+};
+
+}  // namespace
+
+// ---- connecting ----------------------------------------------------------------
+
+Task::Task(std::unique_ptr<detail::Connection> connection, std::string socket_path)
+    : connection_(std::move(connection)), socket_path_(std::move(socket_path)) {}
+
+Task::~Task() = default;
+
+Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
+  std::string path = proto::resolve_socket_path(options.socket_path);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return Result<std::shared_ptr<Task>>(Status::kInvalidArgument, "socket path too long: " + path);
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+
+  proto::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return Result<std::shared_ptr<Task>>(Status::kResourceShortage,
+                                         std::string("socket: ") + std::strerror(errno));
+  }
+  int r;
+  do {
+    r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    const int err = errno;
+    const Status status =
+        (err == EACCES || err == EPERM) ? Status::kNoAccess : Status::kInvalidTask;
+    return Result<std::shared_ptr<Task>>(status, path + ": " + std::strerror(err));
+  }
+
+  std::shared_ptr<Task> task(
+      new Task(std::make_unique<detail::Connection>(std::move(fd)), std::move(path)));
+
+  Request request;
+  auto hello = request.root.initHello();
+  hello.setVersion(wire::PROTOCOL_VERSION);
+  const std::string command = options.command.empty() ? command_name() : options.command;
+  copy_text(hello.initCommand(static_cast<unsigned>(command.size())), command);
+  TaskCall call(*task->connection_, request.builder);
+  if (!call.answered(wire::Reply::HELLO)) {
+    auto error = call.error<std::shared_ptr<Task>>();
+    return Result<std::shared_ptr<Task>>(error.status(), "hello refused: " + error.detail());
+  }
+  const auto& info = call.reply().hello;
+  if (info.version == 0 || info.version > wire::PROTOCOL_VERSION) {
+    return Result<std::shared_ptr<Task>>(Status::kNotSupported,
+                                         "the daemon speaks protocol version " +
+                                             std::to_string(info.version) + ", this library " +
+                                             std::to_string(wire::PROTOCOL_VERSION));
+  }
+  task->version_ = info.version;
+  task->task_id_ = info.task;
+  task->daemon_pid_ = info.daemon_pid;
+  task->max_inline_body_ = info.max_inline_body;
+  if (info.max_frame_bytes != 0) task->connection_->set_max_frame_bytes(info.max_frame_bytes);
+  return task;
+}
+
+bool Task::connected() const { return connection_->alive(); }
+
+std::string Task::failure() const { return connection_->failure(); }
+
+void Task::disconnect() { connection_->shutdown("disconnected by the client"); }
+
+void Task::release_nowait(Name name, Right right, bool deallocate) noexcept {
+  try {
+    Request request;
+    if (deallocate) {
+      request.root.initDeallocate().setName(name);
+    } else {
+      auto mod = request.root.initModRefs();
+      mod.setName(name);
+      mod.setRight(static_cast<uint32_t>(right));
+      mod.setDelta(-1);
+    }
+    connection_->post(request.builder);
+  } catch (...) {
+    // Out of memory: the right stays until the task ends.
+  }
+}
+
+// ---- port management ----------------------------------------------------------
+
+Result<Name> Task::allocate(Right right) {
+  Request request;
+  request.root.initAllocate().setRight(static_cast<uint32_t>(right));
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::NAME)) return call.error<Name>();
+  return call.reply().name;
+}
+
+Status Task::deallocate(Name name) {
+  Request request;
+  request.root.initDeallocate().setName(name);
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Status Task::mod_refs(Name name, Right right, int32_t delta) {
+  Request request;
+  auto mod = request.root.initModRefs();
+  mod.setName(name);
+  mod.setRight(static_cast<uint32_t>(right));
+  mod.setDelta(delta);
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Status Task::destroy(Name name) {
+  Request request;
+  request.root.initDestroy().setName(name);
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Status Task::insert_right(Name name, Name right, Disposition disposition) {
+  Request request;
+  auto insert = request.root.initInsertRight();
+  insert.setName(name);
+  insert.setRight(right);
+  insert.setDisposition(static_cast<uint8_t>(disposition));
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Result<ExtractedRight> Task::extract_right(Name name, Disposition disposition) {
+  Request request;
+  auto extract = request.root.initExtractRight();
+  extract.setName(name);
+  extract.setDisposition(static_cast<uint8_t>(disposition));
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::EXTRACTED)) return call.error<ExtractedRight>();
+  return call.reply().extracted;
+}
+
+Result<uint32_t> Task::get_refs(Name name, Right right) {
+  Request request;
+  auto get = request.root.initGetRefs();
+  get.setName(name);
+  get.setRight(static_cast<uint32_t>(right));
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::REFS)) return call.error<uint32_t>();
+  return call.reply().value;
+}
+
+Result<uint32_t> Task::type(Name name) {
+  Request request;
+  request.root.initType().setName(name);
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::TYPE)) return call.error<uint32_t>();
+  return call.reply().value;
+}
+
+Result<std::vector<NameInfo>> Task::names() {
+  Request request;
+  request.root.setNames();
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::NAMES)) return call.error<std::vector<NameInfo>>();
+  return std::move(call.reply().names);
+}
+
+Result<PortStatus> Task::get_attributes(Name name) {
+  Request request;
+  request.root.initGetAttributes().setName(name);
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::ATTRIBUTES)) return call.error<PortStatus>();
+  return call.reply().attributes;
+}
+
+Status Task::set_qlimit(Name name, uint32_t qlimit) {
+  Request request;
+  auto set = request.root.initSetAttributes();
+  set.setName(name);
+  set.setQlimit(qlimit);
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Status Task::move_member(Name member, Name after) {
+  Request request;
+  auto move = request.root.initMoveMember();
+  move.setMember(member);
+  move.setAfter(after);
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Result<Name> Task::request_notification(Name name, Notification variant, uint32_t sync, Name notify,
+                                        Disposition notify_disposition) {
+  Request request;
+  auto req = request.root.initRequestNotification();
+  req.setName(name);
+  req.setVariant(static_cast<int32_t>(variant));
+  req.setSync(sync);
+  req.setNotify(notify);
+  req.setNotifyDisposition(static_cast<uint8_t>(notify_disposition));
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::NAME)) return call.error<Name>();
+  return call.reply().name;
+}
+
+// ---- messaging ----------------------------------------------------------------
+
+Status Task::check_message(const OutgoingMessage& message) const {
+  if (!ok(message.problem_)) return message.problem_;
+  if (message.task_ != nullptr && message.task_ != this) return Status::kSendInvalidRight;
+  return Status::kSuccess;
+}
+
+Status Task::send(OutgoingMessage& message, const SendOptions& options) {
+  if (Status s = check_message(message); !ok(s)) return s;
+  Request request(message_bytes(message));
+  auto send = request.root.initSend();
+  if (Status s = detail::encode_message(message, send.initMessage()); !ok(s)) return s;
+  detail::encode_send_options(options, thread_id(), send.initOptions());
+  const Status status = TaskCall(*connection_, request.builder).status();
+  if (send_consumed(status)) message.consumed();
+  return status;
+}
+
+Result<ReceivedMessage> Task::receive(Name name, const ReceiveOptions& options) {
+  Request request;
+  detail::encode_receive_options(name, options, request.root.initReceive());
+  TaskCall call(*connection_, request.builder);
+  if (call.answered(wire::Reply::MESSAGE)) return std::move(*call.reply().message);
+  if (call.status() == Status::kRcvTooLarge) {
+    ReceivedMessage too_large;
+    too_large.needed_size = call.reply().needed_size;
+    return Result<ReceivedMessage>(Status::kRcvTooLarge, std::move(too_large));
+  }
+  return call.error<ReceivedMessage>();
+}
+
+Result<ReceivedMessage> Task::send_receive(OutgoingMessage& message,
+                                           const SendOptions& send_options, Name receive_name,
+                                           const ReceiveOptions& receive_options) {
+  if (Status s = check_message(message); !ok(s)) return s;
+  Request request(message_bytes(message));
+  auto rpc = request.root.initSendReceive();
+  if (Status s = detail::encode_message(message, rpc.initMessage()); !ok(s)) return s;
+  detail::encode_send_options(send_options, thread_id(), rpc.initSendOptions());
+  detail::encode_receive_options(receive_name, receive_options, rpc.initReceiveOptions());
+  TaskCall call(*connection_, request.builder);
+  if (send_receive_consumed(call.status())) message.consumed();
+  if (call.answered(wire::Reply::MESSAGE)) return std::move(*call.reply().message);
+  if (call.status() == Status::kRcvTooLarge) {
+    ReceivedMessage too_large;
+    too_large.needed_size = call.reply().needed_size;
+    return Result<ReceivedMessage>(Status::kRcvTooLarge, std::move(too_large));
+  }
+  return call.error<ReceivedMessage>();
+}
+
+// ---- bootstrap ----------------------------------------------------------------
+
+Result<Name> Task::bootstrap_check_in(std::string_view service) {
+  Request request;
+  set_service(request.root.initBootstrapCheckIn(), service);
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::NAME)) return call.error<Name>();
+  return call.reply().name;
+}
+
+Status Task::bootstrap_register(std::string_view service, Name port) {
+  Request request;
+  auto reg = request.root.initBootstrapRegister();
+  set_service(reg, service);
+  reg.setPort(port);
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Result<Name> Task::bootstrap_look_up(std::string_view service,
+                                     std::optional<std::chrono::milliseconds> timeout) {
+  Request request;
+  auto look_up = request.root.initBootstrapLookUp();
+  set_service(look_up, service);
+  look_up.setTimeoutMs(detail::wire_timeout(timeout));
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::NAME)) return call.error<Name>();
+  return call.reply().name;
+}
+
+Status Task::bootstrap_unregister(std::string_view service) {
+  Request request;
+  set_service(request.root.initBootstrapUnregister(), service);
+  return TaskCall(*connection_, request.builder).status();
+}
+
+Result<std::vector<BootstrapEntry>> Task::bootstrap_list() {
+  Request request;
+  request.root.setBootstrapList();
+  TaskCall call(*connection_, request.builder);
+  if (!call.answered(wire::Reply::BOOTSTRAP_LIST)) {
+    return call.error<std::vector<BootstrapEntry>>();
+  }
+  return std::move(call.reply().bootstrap);
+}
+
+// ---- conveniences ----------------------------------------------------------------
+
+Result<ReceiveRight> Task::make_port() {
+  auto name = allocate(Right::kReceive);
+  if (!name) return Result<ReceiveRight>(name.status(), name.detail());
+  return ReceiveRight::adopt(shared_from_this(), *name);
+}
+
+Result<PortSet> Task::make_port_set() {
+  auto name = allocate(Right::kPortSet);
+  if (!name) return Result<PortSet>(name.status(), name.detail());
+  return PortSet::adopt(shared_from_this(), *name);
+}
+
+Result<ReceiveRight> Task::check_in(std::string_view service) {
+  auto name = bootstrap_check_in(service);
+  if (!name) return Result<ReceiveRight>(name.status(), name.detail());
+  return ReceiveRight::adopt(shared_from_this(), *name);
+}
+
+Result<SendRight> Task::look_up(std::string_view service,
+                                std::optional<std::chrono::milliseconds> timeout) {
+  auto name = bootstrap_look_up(service, timeout);
+  if (!name) return Result<SendRight>(name.status(), name.detail());
+  return SendRight::adopt(shared_from_this(), *name);
+}
+
+Result<ReceivedMessage> Task::rpc(OutgoingMessage& request, const ReceiveRight& reply_port,
+                                  const SendOptions& send_options,
+                                  const ReceiveOptions& receive_options) {
+  if (reply_port.task().get() != this) return Status::kRcvInvalidName;
+  request.set_local(reply_port, Disposition::kMakeSendOnce);
+  return send_receive(request, send_options, reply_port.name(), receive_options);
+}
+
+}  // namespace portd
