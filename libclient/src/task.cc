@@ -110,6 +110,10 @@ class TaskCall {
 
 // ---- connecting ----------------------------------------------------------------
 
+std::string resolve_socket_path(std::string_view explicit_path) {
+  return proto::resolve_socket_path(explicit_path);
+}
+
 Task::Task(std::unique_ptr<detail::Connection> connection, std::string socket_path)
     : connection_(std::move(connection)), socket_path_(std::move(socket_path)) {}
 
@@ -137,7 +141,7 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
     const int err = errno;
     const Status status =
         (err == EACCES || err == EPERM) ? Status::kNoAccess : Status::kInvalidTask;
-    return Result<std::shared_ptr<Task>>(status, path + ": " + std::strerror(err));
+    return Result<std::shared_ptr<Task>>(status, std::strerror(err));
   }
 
   std::shared_ptr<Task> task(

@@ -50,6 +50,11 @@ namespace detail {
 class Connection;
 }
 
+// The daemon's socket path, resolved as portd and portctl resolve it:
+// `explicit_path` if not empty, else $PORTD_SOCKET, else
+// $XDG_RUNTIME_DIR/portd.sock, else /run/portd/portd.sock.
+PORTD_API std::string resolve_socket_path(std::string_view explicit_path = {});
+
 struct ConnectOptions {
   // Empty: resolved as portd and portctl do ($PORTD_SOCKET, then
   // $XDG_RUNTIME_DIR/portd.sock, then /run/portd/portd.sock).
@@ -61,7 +66,8 @@ struct ConnectOptions {
 class PORTD_API Task : public std::enable_shared_from_this<Task> {
  public:
   // Connects and negotiates the protocol version. Fails with
-  //   KERN_INVALID_TASK       nothing listens at the path (detail: errno text),
+  //   KERN_INVALID_TASK       nothing listens at the path (detail: the errno
+  //                           text; the path is resolve_socket_path()),
   //   KERN_NO_ACCESS          the socket's permissions refuse us,
   //   KERN_INVALID_ARGUMENT   the path does not fit a sockaddr_un,
   //   KERN_NOT_SUPPORTED      the daemon speaks no version we know,
