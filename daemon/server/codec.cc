@@ -1,0 +1,432 @@
+#include "daemon/server/codec.h"
+
+#include <cstring>
+
+namespace portd::server {
+
+namespace {
+
+using ipc::Disposition;
+using ipc::Limit;
+
+constexpr Refusal kAccepted{};
+
+Refusal refuse(Status status, std::string_view why, Limit limit = Limit::kNone) {
+  return Refusal{status, limit, why};
+}
+
+bool refused(const Refusal& r) { return r.status != Status::kSuccess; }
+
+// MACH_PORT_RIGHT_* for mod_refs, get_refs and allocate.
+bool decode_right(uint32_t raw, ipc::Right* out) {
+  if (raw > static_cast<uint32_t>(ipc::Right::kDeadName)) return false;
+  *out = static_cast<ipc::Right>(raw);
+  return true;
+}
+
+// MOVE_SEND ... MAKE_SEND_ONCE: what a message header may carry (XNU's
+// MACH_MSG_TYPE_PORT_ANY_SEND).
+bool is_send_disposition(uint8_t raw) {
+  return raw >= static_cast<uint8_t>(Disposition::kMoveSend) &&
+         raw <= static_cast<uint8_t>(Disposition::kMakeSendOnce);
+}
+
+// A send-once right for a notification: made from a receive right or moved.
+// 0 on the wire means the default, MAKE_SEND_ONCE.
+bool decode_notify_disposition(uint8_t raw, Disposition* out) {
+  if (raw == 0) raw = static_cast<uint8_t>(Disposition::kMakeSendOnce);
+  if (raw != static_cast<uint8_t>(Disposition::kMakeSendOnce) &&
+      raw != static_cast<uint8_t>(Disposition::kMoveSendOnce))
+    return false;
+  *out = static_cast<Disposition>(raw);
+  return true;
+}
+
+Refusal decode_descriptors(capnp::List<wire::OutDescriptor>::Reader in, const ipc::Limits& limits,
+                           std::vector<ipc::DescriptorIn>* out) {
+  // Descriptors and the ports in out-of-line arrays count against one limit;
+  // the count is checked before anything is copied.
+  const uint64_t max = limits.max_descriptors;
+  if (in.size() > max)
+    return refuse(Status::kSendTooLarge, "too many descriptors", Limit::kMessageDescriptors);
+  uint64_t total = in.size();
+  out->reserve(in.size());
+  for (auto d : in) {
+    switch (d.which()) {
+      case wire::OutDescriptor::PORT: {
+        auto port = d.getPort();
+        if (!ipc::valid_disposition(port.getDisposition()))
+          return refuse(Status::kSendInvalidType, "invalid port descriptor disposition");
+        out->push_back(
+            ipc::PortDescIn{port.getName(), static_cast<Disposition>(port.getDisposition())});
+        break;
+      }
+      case wire::OutDescriptor::OOL: {
+        auto ool = d.getOol();
+        out->push_back(ipc::OolIn{0, ool.getSize(), ool.getVolatile(), ool.getDeallocate()});
+        break;
+      }
+      case wire::OutDescriptor::OOL_PORTS: {
+        auto ports = d.getOolPorts();
+        if (!ipc::valid_disposition(ports.getDisposition()))
+          return refuse(Status::kSendInvalidType, "invalid OOL ports disposition");
+        auto names = ports.getNames();
+        total += names.size();
+        if (total > max)
+          return refuse(Status::kSendTooLarge, "too many ports in OOL arrays",
+                        Limit::kMessageDescriptors);
+        ipc::OolPortsIn desc;
+        desc.disposition = static_cast<Disposition>(ports.getDisposition());
+        desc.names.reserve(names.size());
+        for (uint32_t name : names) desc.names.push_back(name);
+        out->push_back(std::move(desc));
+        break;
+      }
+      default: return refuse(Status::kSendInvalidType, "unknown descriptor kind");
+    }
+  }
+  return kAccepted;
+}
+
+template <typename Body>
+DecodedRequest accepted(DecodedRequest d, Body body) {
+  d.body = std::move(body);
+  return d;
+}
+
+DecodedRequest refused_request(DecodedRequest d, Refusal r) {
+  d.body = std::monostate{};
+  d.refusal = r;
+  return d;
+}
+
+}  // namespace
+
+Refusal decode_message(wire::OutMessage::Reader in, const ipc::Limits& limits,
+                       ipc::MessageIn* out) {
+  const uint8_t remote_disposition = in.getRemoteDisposition();
+  if (!is_send_disposition(remote_disposition))
+    return refuse(Status::kSendInvalidHeader, "invalid destination disposition");
+  const uint8_t local_disposition = in.getLocalDisposition();
+  if (local_disposition == 0 ? in.getLocal() != ipc::kNameNull
+                             : !is_send_disposition(local_disposition))
+    return refuse(Status::kSendInvalidHeader, "invalid reply port disposition");
+
+  auto body = in.getBody();
+  if (body.size() > limits.max_inline_body)
+    return refuse(Status::kSendTooLarge, "inline body over the limit", Limit::kMessageBytes);
+
+  ipc::MessageIn m;
+  m.remote = in.getRemote();
+  m.remote_disposition = static_cast<Disposition>(remote_disposition);
+  m.local = in.getLocal();
+  m.local_disposition = static_cast<Disposition>(local_disposition);
+  m.id = in.getId();
+  if (Refusal r = decode_descriptors(in.getDescriptors(), limits, &m.descriptors); refused(r))
+    return r;
+  m.body.assign(body.begin(), body.end());
+  *out = std::move(m);
+  return kAccepted;
+}
+
+Refusal decode_send_options(wire::SendOptions::Reader in, ipc::SendOptions* out) {
+  ipc::SendOptions o;
+  o.timeout_ms = in.getTimeoutMs();
+  o.cache = in.getCache();
+  o.notify = in.getNotify();
+  o.thread = in.getThread();
+  if (o.cache && o.notify != ipc::kNameNull &&
+      !decode_notify_disposition(in.getNotifyDisposition(), &o.notify_disposition))
+    return refuse(Status::kSendInvalidNotify, "invalid notify port disposition");
+  *out = o;
+  return kAccepted;
+}
+
+Refusal decode_receive_options(wire::ReceiveOptions::Reader in, ipc::ReceiveOptions* out) {
+  ipc::ReceiveOptions o;
+  o.name = in.getName();
+  o.timeout_ms = in.getTimeoutMs();
+  o.max_size = in.getMaxSize();
+  o.large = in.getLarge();
+  o.trailer_size = in.getTrailerSize();
+  *out = o;
+  return kAccepted;
+}
+
+Refusal decode_bootstrap_name(capnp::Text::Reader in, std::string* out) {
+  if (in.size() == 0) return refuse(Status::kInvalidArgument, "empty bootstrap name");
+  if (in.size() > kBootstrapNameMax)
+    return refuse(Status::kInvalidArgument, "bootstrap name too long");
+  if (std::memchr(in.begin(), '\0', in.size()) != nullptr)
+    return refuse(Status::kInvalidArgument, "bootstrap name contains NUL");
+  out->assign(in.begin(), in.size());
+  return kAccepted;
+}
+
+size_t ool_count(const ipc::MessageIn& message) {
+  size_t n = 0;
+  for (const auto& d : message.descriptors) n += std::holds_alternative<ipc::OolIn>(d);
+  return n;
+}
+
+DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& limits) {
+  DecodedRequest d;
+  d.id = request.getId();
+  d.fd_count = request.getFdCount();
+  const auto which = request.which();
+
+  if (d.id == 0) return refused_request(std::move(d), refuse(Status::kInvalidArgument, "id 0"));
+  const bool carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE;
+  if (!carries_message && d.fd_count != 0)
+    return refused_request(std::move(d),
+                           refuse(Status::kInvalidArgument, "fds with a request that takes none"));
+
+  switch (which) {
+    case wire::Request::HELLO: {
+      auto h = request.getHello();
+      auto command = h.getCommand();
+      // Informational, and it goes to the logs: bounded and printable.
+      std::string text(command.begin(), std::min<size_t>(command.size(), kCommandMax));
+      for (char& c : text)
+        if (c < 0x20 || c == 0x7f) c = '?';
+      return accepted(std::move(d), req::Hello{h.getVersion(), std::move(text)});
+    }
+    case wire::Request::CANCEL: return accepted(std::move(d), req::Cancel{request.getCancel()});
+    case wire::Request::ALLOCATE: {
+      req::Allocate a;
+      if (!decode_right(request.getAllocate().getRight(), &a.right))
+        return refused_request(std::move(d), refuse(Status::kInvalidValue, "unknown right"));
+      return accepted(std::move(d), a);
+    }
+    case wire::Request::DEALLOCATE:
+      return accepted(std::move(d), req::Deallocate{request.getDeallocate().getName()});
+    case wire::Request::MOD_REFS: {
+      auto m = request.getModRefs();
+      req::ModRefs r{m.getName(), ipc::Right::kSend, m.getDelta()};
+      if (!decode_right(m.getRight(), &r.right))
+        return refused_request(std::move(d), refuse(Status::kInvalidValue, "unknown right"));
+      return accepted(std::move(d), r);
+    }
+    case wire::Request::DESTROY:
+      return accepted(std::move(d), req::Destroy{request.getDestroy().getName()});
+    case wire::Request::INSERT_RIGHT: {
+      auto i = request.getInsertRight();
+      if (!ipc::valid_disposition(i.getDisposition()))
+        return refused_request(std::move(d), refuse(Status::kInvalidValue, "invalid disposition"));
+      return accepted(std::move(d), req::InsertRight{i.getName(), i.getRight(),
+                                                     static_cast<Disposition>(i.getDisposition())});
+    }
+    case wire::Request::EXTRACT_RIGHT: {
+      auto e = request.getExtractRight();
+      if (!ipc::valid_disposition(e.getDisposition()))
+        return refused_request(std::move(d), refuse(Status::kInvalidValue, "invalid disposition"));
+      return accepted(std::move(d),
+                      req::ExtractRight{e.getName(), static_cast<Disposition>(e.getDisposition())});
+    }
+    case wire::Request::GET_REFS: {
+      auto g = request.getGetRefs();
+      req::GetRefs r{g.getName(), ipc::Right::kSend};
+      if (!decode_right(g.getRight(), &r.right))
+        return refused_request(std::move(d), refuse(Status::kInvalidValue, "unknown right"));
+      return accepted(std::move(d), r);
+    }
+    case wire::Request::TYPE: return accepted(std::move(d), req::Type{request.getType().getName()});
+    case wire::Request::NAMES: return accepted(std::move(d), req::Names{});
+    case wire::Request::GET_ATTRIBUTES:
+      return accepted(std::move(d), req::GetAttributes{request.getGetAttributes().getName()});
+    case wire::Request::SET_ATTRIBUTES: {
+      auto s = request.getSetAttributes();
+      if (s.getQlimit() > ipc::kQueueLimitMax)
+        return refused_request(std::move(d),
+                               refuse(Status::kInvalidValue, "queue limit over the maximum"));
+      return accepted(std::move(d), req::SetAttributes{s.getName(), s.getQlimit()});
+    }
+    case wire::Request::MOVE_MEMBER: {
+      auto m = request.getMoveMember();
+      return accepted(std::move(d), req::MoveMember{m.getMember(), m.getAfter()});
+    }
+    case wire::Request::REQUEST_NOTIFICATION: {
+      auto n = request.getRequestNotification();
+      req::RequestNotification r;
+      r.name = n.getName();
+      r.sync = n.getSync();
+      r.notify = n.getNotify();
+      switch (n.getVariant()) {
+        case static_cast<int32_t>(ipc::Notify::kPortDestroyed):
+        case static_cast<int32_t>(ipc::Notify::kNoSenders):
+        case static_cast<int32_t>(ipc::Notify::kDeadName):
+          r.variant = static_cast<ipc::Notify>(n.getVariant());
+          break;
+        default:
+          return refused_request(std::move(d),
+                                 refuse(Status::kInvalidValue, "unknown notification variant"));
+      }
+      if (r.notify != ipc::kNameNull &&
+          !decode_notify_disposition(n.getNotifyDisposition(), &r.notify_disposition))
+        return refused_request(std::move(d),
+                               refuse(Status::kInvalidValue, "invalid notify disposition"));
+      return accepted(std::move(d), r);
+    }
+    case wire::Request::SEND: {
+      auto s = request.getSend();
+      req::Send r;
+      if (Refusal f = decode_message(s.getMessage(), limits, &r.message); refused(f))
+        return refused_request(std::move(d), f);
+      if (Refusal f = decode_send_options(s.getOptions(), &r.options); refused(f))
+        return refused_request(std::move(d), f);
+      if (ool_count(r.message) != d.fd_count)
+        return refused_request(std::move(d),
+                               refuse(Status::kSendInvalidMemory,
+                                      "fdCount differs from the number of OOL descriptors"));
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::RECEIVE: {
+      req::Receive r;
+      if (Refusal f = decode_receive_options(request.getReceive(), &r.options); refused(f))
+        return refused_request(std::move(d), f);
+      return accepted(std::move(d), r);
+    }
+    case wire::Request::SEND_RECEIVE: {
+      auto s = request.getSendReceive();
+      req::SendReceive r;
+      if (Refusal f = decode_message(s.getMessage(), limits, &r.message); refused(f))
+        return refused_request(std::move(d), f);
+      if (Refusal f = decode_send_options(s.getSendOptions(), &r.send); refused(f))
+        return refused_request(std::move(d), f);
+      if (Refusal f = decode_receive_options(s.getReceiveOptions(), &r.receive); refused(f))
+        return refused_request(std::move(d), f);
+      if (ool_count(r.message) != d.fd_count)
+        return refused_request(std::move(d),
+                               refuse(Status::kSendInvalidMemory,
+                                      "fdCount differs from the number of OOL descriptors"));
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::BOOTSTRAP_CHECK_IN: {
+      req::BootstrapCheckIn r;
+      if (Refusal f = decode_bootstrap_name(request.getBootstrapCheckIn().getName(), &r.name);
+          refused(f))
+        return refused_request(std::move(d), f);
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::BOOTSTRAP_REGISTER: {
+      auto b = request.getBootstrapRegister();
+      req::BootstrapRegister r;
+      if (Refusal f = decode_bootstrap_name(b.getName(), &r.name); refused(f))
+        return refused_request(std::move(d), f);
+      r.port = b.getPort();
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::BOOTSTRAP_LOOK_UP: {
+      auto b = request.getBootstrapLookUp();
+      req::BootstrapLookUp r;
+      if (Refusal f = decode_bootstrap_name(b.getName(), &r.name); refused(f))
+        return refused_request(std::move(d), f);
+      r.timeout_ms = b.getTimeoutMs();
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::BOOTSTRAP_UNREGISTER: {
+      req::BootstrapUnregister r;
+      if (Refusal f = decode_bootstrap_name(request.getBootstrapUnregister().getName(), &r.name);
+          refused(f))
+        return refused_request(std::move(d), f);
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::BOOTSTRAP_LIST: return accepted(std::move(d), req::BootstrapList{});
+  }
+  // A variant this daemon does not know (a newer client).
+  return refused_request(std::move(d), refuse(Status::kNotSupported, "unknown request kind"));
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+namespace {
+
+template <typename InitText>
+void set_text(std::string_view text, InitText init) {
+  auto out = init(static_cast<unsigned>(text.size()));
+  if (!text.empty()) std::memcpy(out.begin(), text.data(), text.size());
+}
+
+}  // namespace
+
+void encode_reply_header(wire::Reply::Builder reply, uint64_t id, Status status, ipc::Limit limit) {
+  reply.setId(id);
+  reply.setStatus(static_cast<int32_t>(status));
+  if (limit != Limit::kNone)
+    set_text(ipc::limit_name(limit), [&](unsigned n) { return reply.initLimit(n); });
+}
+
+void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out) {
+  out.setRemote(in.remote);
+  out.setRemoteType(static_cast<uint8_t>(in.remote_type));
+  out.setLocal(in.local);
+  out.setLocalType(static_cast<uint8_t>(in.local_type));
+  out.setId(in.id);
+  if (!in.body.empty()) out.setBody(kj::ArrayPtr<const kj::byte>(in.body.data(), in.body.size()));
+  if (!in.descriptors.empty()) {
+    auto list = out.initDescriptors(static_cast<unsigned>(in.descriptors.size()));
+    for (size_t i = 0; i < in.descriptors.size(); ++i) {
+      auto d = list[static_cast<unsigned>(i)];
+      const auto& desc = in.descriptors[i];
+      if (const auto* port = std::get_if<ipc::PortDescOut>(&desc)) {
+        auto p = d.initPort();
+        p.setName(port->name);
+        p.setDisposition(static_cast<uint8_t>(port->type));
+      } else if (const auto* ool = std::get_if<ipc::OolOut>(&desc)) {
+        auto o = d.initOol();
+        o.setSize(ool->size);
+        o.setVolatile(ool->is_volatile);
+        o.setDeallocate(ool->deallocate);
+      } else {
+        const auto& ports = std::get<ipc::OolPortsOut>(desc);
+        auto p = d.initOolPorts();
+        p.setDisposition(static_cast<uint8_t>(ports.type));
+        auto names = p.initNames(static_cast<unsigned>(ports.names.size()));
+        for (size_t j = 0; j < ports.names.size(); ++j)
+          names.set(static_cast<unsigned>(j), ports.names[j]);
+      }
+    }
+  }
+  auto t = out.initTrailer();
+  t.setSeqno(in.trailer.seqno);
+  t.setSenderPid(in.trailer.pid);
+  t.setSenderUid(in.trailer.uid);
+  t.setSenderGid(in.trailer.gid);
+  t.setSenderTask(in.trailer.sender);
+}
+
+void encode_port_status(const ipc::PortStatus& in, wire::PortStatus::Builder out) {
+  out.setPset(in.pset);
+  out.setSeqno(in.seqno);
+  out.setMscount(in.mscount);
+  out.setQlimit(in.qlimit);
+  out.setMsgcount(in.msgcount);
+  out.setSorights(in.sorights);
+  out.setSrights(in.srights);
+  out.setPdrequest(in.pdrequest);
+  out.setNsrequest(in.nsrequest);
+  out.setFlags(in.flags);
+}
+
+void encode_names(const std::vector<ipc::NameInfo>& in, wire::Reply::Builder reply) {
+  auto list = reply.initNames(static_cast<unsigned>(in.size()));
+  for (size_t i = 0; i < in.size(); ++i) {
+    list[static_cast<unsigned>(i)].setName(in[i].name);
+    list[static_cast<unsigned>(i)].setType(in[i].type);
+  }
+}
+
+void encode_bootstrap_list(const std::vector<ipc::BootstrapEntry>& in, wire::Reply::Builder reply) {
+  auto list = reply.initBootstrapList(static_cast<unsigned>(in.size()));
+  for (size_t i = 0; i < in.size(); ++i) {
+    auto e = list[static_cast<unsigned>(i)];
+    set_text(in[i].name, [&](unsigned n) { return e.initName(n); });
+    e.setUid(in[i].uid);
+    e.setPid(in[i].pid);
+    e.setPort(in[i].port);
+    e.setSinceUnixMs(in[i].since_unix_ms);
+  }
+}
+
+}  // namespace portd::server

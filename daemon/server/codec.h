@@ -1,0 +1,183 @@
+// Codec: the one place in the daemon where wire readers become core types.
+//
+// decode_request() turns a Request frame into a DecodedRequest made of core
+// types only (ipc::MessageIn, ipc::SendOptions, ...), checking every bound the
+// wire allows a client to exceed: body size, descriptor counts, disposition
+// bytes, right numbers, notification variants, bootstrap names, fd counts.
+// Nothing of the frame survives decoding, so the driver never touches a capnp
+// reader and a frame's buffer can be reused as soon as decoding returns.
+//
+// Two error channels, as everywhere in portd:
+//  * A well-formed request with invalid contents is *refused*: the decoded
+//    request carries a Refusal (the Status to reply with, the limit that
+//    refused it if any, and a reason for the logs), and the connection goes
+//    on.
+//  * A malformed frame makes Cap'n Proto throw kj::Exception while reading.
+//    The codec does not catch it: the connection does, at its boundary, and
+//    treats it as a protocol violation. Since decoding completes before the
+//    core is called, a throw never leaves the core half-updated.
+//
+// The encoders go the other way, from core results to Reply builders.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "daemon/ipc/core.h"
+#include "daemon/ipc/limits.h"
+#include "daemon/ipc/message.h"
+#include "daemon/ipc/types.h"
+#include "portd/portd.capnp.h"
+
+namespace portd::server {
+
+// launchd's name_t is char[128], NUL included.
+inline constexpr size_t kBootstrapNameMax = 127;
+// The hello command is kept for logs and portctl, cut to this many bytes.
+inline constexpr size_t kCommandMax = 64;
+
+// Decoded requests, one struct per Request variant, in core types.
+namespace req {
+struct Hello {
+  uint32_t version = 0;
+  std::string command;
+};
+struct Cancel {
+  uint64_t target = 0;  // the request id to give up
+};
+struct Allocate {
+  ipc::Right right = ipc::Right::kReceive;
+};
+struct Deallocate {
+  ipc::Name name = ipc::kNameNull;
+};
+struct ModRefs {
+  ipc::Name name = ipc::kNameNull;
+  ipc::Right right = ipc::Right::kSend;
+  int32_t delta = 0;
+};
+struct Destroy {
+  ipc::Name name = ipc::kNameNull;
+};
+struct InsertRight {
+  ipc::Name name = ipc::kNameNull;
+  ipc::Name right = ipc::kNameNull;
+  ipc::Disposition disposition = ipc::Disposition::kNone;
+};
+struct ExtractRight {
+  ipc::Name name = ipc::kNameNull;
+  ipc::Disposition disposition = ipc::Disposition::kNone;
+};
+struct GetRefs {
+  ipc::Name name = ipc::kNameNull;
+  ipc::Right right = ipc::Right::kSend;
+};
+struct Type {
+  ipc::Name name = ipc::kNameNull;
+};
+struct Names {};
+struct GetAttributes {
+  ipc::Name name = ipc::kNameNull;
+};
+struct SetAttributes {
+  ipc::Name name = ipc::kNameNull;
+  uint32_t qlimit = 0;
+};
+struct MoveMember {
+  ipc::Name member = ipc::kNameNull;
+  ipc::Name after = ipc::kNameNull;
+};
+struct RequestNotification {
+  ipc::Name name = ipc::kNameNull;
+  ipc::Notify variant = ipc::Notify::kDeadName;
+  uint32_t sync = 0;
+  ipc::Name notify = ipc::kNameNull;
+  ipc::Disposition notify_disposition = ipc::Disposition::kNone;
+};
+struct Send {
+  // OOL descriptors carry attachment 0 until the driver registers their fds.
+  ipc::MessageIn message;
+  ipc::SendOptions options;
+};
+struct Receive {
+  ipc::ReceiveOptions options;
+};
+struct SendReceive {
+  ipc::MessageIn message;
+  ipc::SendOptions send;
+  ipc::ReceiveOptions receive;
+};
+struct BootstrapCheckIn {
+  std::string name;
+};
+struct BootstrapRegister {
+  std::string name;
+  ipc::Name port = ipc::kNameNull;
+};
+struct BootstrapLookUp {
+  std::string name;
+  int64_t timeout_ms = 0;
+};
+struct BootstrapUnregister {
+  std::string name;
+};
+struct BootstrapList {};
+}  // namespace req
+
+using RequestBody =
+    std::variant<std::monostate, req::Hello, req::Cancel, req::Allocate, req::Deallocate,
+                 req::ModRefs, req::Destroy, req::InsertRight, req::ExtractRight, req::GetRefs,
+                 req::Type, req::Names, req::GetAttributes, req::SetAttributes, req::MoveMember,
+                 req::RequestNotification, req::Send, req::Receive, req::SendReceive,
+                 req::BootstrapCheckIn, req::BootstrapRegister, req::BootstrapLookUp,
+                 req::BootstrapUnregister, req::BootstrapList>;
+
+// Why a request was refused before it reached the core.
+struct Refusal {
+  Status status = Status::kSuccess;
+  ipc::Limit limit = ipc::Limit::kNone;  // the limit that refused it, if one did
+  std::string_view why;                  // static text, for the logs
+};
+
+struct DecodedRequest {
+  uint64_t id = 0;
+  uint16_t fd_count = 0;
+  // std::monostate when refused.
+  RequestBody body;
+  Refusal refusal;
+
+  bool refused() const { return refusal.status != Status::kSuccess; }
+};
+
+// Decodes and bounds one request. May throw kj::Exception on a malformed
+// frame (see above).
+DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& limits);
+
+// The pieces, exposed for tests and for the driver.
+Refusal decode_message(wire::OutMessage::Reader in, const ipc::Limits& limits, ipc::MessageIn* out);
+Refusal decode_send_options(wire::SendOptions::Reader in, ipc::SendOptions* out);
+Refusal decode_receive_options(wire::ReceiveOptions::Reader in, ipc::ReceiveOptions* out);
+Refusal decode_bootstrap_name(capnp::Text::Reader in, std::string* out);
+
+// Number of out-of-line memory descriptors in a message: each takes one fd of
+// the frame, in order.
+size_t ool_count(const ipc::MessageIn& message);
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+// The reply's common fields. `limit` is written as its name when not kNone.
+void encode_reply_header(wire::Reply::Builder reply, uint64_t id, Status status,
+                         ipc::Limit limit = ipc::Limit::kNone);
+
+// A received message. Every OOL descriptor's fd must travel with the frame, in
+// descriptor order; the caller sets the Reply's fdCount.
+void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out);
+void encode_port_status(const ipc::PortStatus& in, wire::PortStatus::Builder out);
+void encode_names(const std::vector<ipc::NameInfo>& in, wire::Reply::Builder reply);
+void encode_bootstrap_list(const std::vector<ipc::BootstrapEntry>& in, wire::Reply::Builder reply);
+
+}  // namespace portd::server

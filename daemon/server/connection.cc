@@ -1,0 +1,281 @@
+#include "daemon/server/connection.h"
+
+#include <kj/exception.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/server/server.h"
+
+namespace portd::server {
+
+std::string_view close_reason_name(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kEof: return "eof";
+    case CloseReason::kError: return "error";
+    case CloseReason::kViolation: return "violation";
+    case CloseReason::kRefused: return "refused";
+    case CloseReason::kShutdown: return "shutdown";
+  }
+  return "unknown";
+}
+
+Connection::Connection(Server& server, asio::local::stream_protocol::socket socket,
+                       ipc::TaskId task, const ipc::Credentials& creds)
+    : server_(server),
+      socket_(std::move(socket)),
+      task_(task),
+      creds_(creds),
+      reader_(server.options().frame_limits) {}
+
+Connection::~Connection() = default;
+
+void Connection::start() { schedule_read(); }
+
+// ---------------------------------------------------------------------------
+// Reading
+
+void Connection::schedule_read() {
+  // A read attempt in a later turn: used to start, to go on after the budget
+  // ran out (letting the other connections have theirs) and to resume after
+  // backpressure. Waiting for readability is only done after EAGAIN.
+  if (read_scheduled_ || closed_) return;
+  read_scheduled_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->read_scheduled_ = false;
+    self->read_some();
+  });
+}
+
+void Connection::wait_readable() {
+  if (read_waiting_ || closed_) return;
+  read_waiting_ = true;
+  socket_.async_wait(asio::socket_base::wait_read,
+                     [self = shared_from_this()](const asio::error_code& ec) {
+                       self->read_waiting_ = false;
+                       if (self->closed_ || ec == asio::error::operation_aborted) return;
+                       if (ec) {
+                         self->close(CloseReason::kError, ec.message());
+                         return;
+                       }
+                       self->read_some();
+                     });
+}
+
+void Connection::read_some() {
+  if (closed_ || paused_ || closing_) return;
+  size_t budget = server_.options().read_budget;
+  for (;;) {
+    const long n = reader_.read_from(socket_.native_handle());
+    if (n == -EAGAIN) {
+      wait_readable();
+      return;
+    }
+    if (n == 0) {
+      close(CloseReason::kEof, "end of stream");
+      return;
+    }
+    if (n == -EPROTO) {
+      close(CloseReason::kViolation, reader_.error());
+      return;
+    }
+    if (n < 0) {
+      close(n == -ECONNRESET ? CloseReason::kEof : CloseReason::kError,
+            std::string("recvmsg: ") + std::strerror(static_cast<int>(-n)));
+      return;
+    }
+    if (!process_frames()) return;
+    if (paused_ || closing_) return;  // resumed by flush()
+    if (static_cast<size_t>(n) >= budget) {
+      schedule_read();
+      return;
+    }
+    budget -= static_cast<size_t>(n);
+  }
+}
+
+bool Connection::process_frames() {
+  for (;;) {
+    switch (reader_.next()) {
+      case proto::FrameReader::Next::kNeedMore:
+        // A frame's fds arrive with its first bytes, so with no partial
+        // frame buffered every fd received must have been claimed.
+        if (reader_.buffered_bytes() == 0 && reader_.pending_fds() != 0) {
+          close(CloseReason::kViolation,
+                std::to_string(reader_.pending_fds()) + " fds sent without a frame declaring them");
+          return false;
+        }
+        return true;
+      case proto::FrameReader::Next::kError:
+        close(CloseReason::kViolation, reader_.error());
+        return false;
+      case proto::FrameReader::Next::kFrame:
+        if (!on_frame()) return false;
+        if (closing_) return true;  // nothing more is read from a refused client
+        break;
+    }
+  }
+}
+
+bool Connection::on_frame() {
+  DecodedRequest request;
+  std::vector<proto::UniqueFd> fds;
+  std::string violation;
+  // Cap'n Proto throws on malformed input; this is the one place it is
+  // caught. Decoding finishes before the core is called, so nothing is left
+  // half done.
+  kj::Maybe<kj::Exception> exception = kj::runCatchingExceptions([&] {
+    auto root = reader_.frame().getRoot<wire::Request>();
+    const uint16_t fd_count = root.getFdCount();
+    if (!reader_.take_fds(fd_count, &fds)) {
+      violation = "frame declares " + std::to_string(fd_count) + " fds but " +
+                  std::to_string(reader_.pending_fds()) + " arrived";
+      return;
+    }
+    request = decode_request(root, server_.options().limits);
+  });
+  KJ_IF_MAYBE (e, exception) {
+    close(CloseReason::kViolation, "malformed frame: " + std::string(e->getDescription().cStr()));
+    return false;
+  }
+  if (!violation.empty()) {
+    close(CloseReason::kViolation, violation);
+    return false;
+  }
+
+  if (!hello_done_) {
+    const auto* hello = std::get_if<req::Hello>(&request.body);
+    if (hello == nullptr) {
+      close(CloseReason::kViolation,
+            request.refused() ? "first request refused: " + std::string(request.refusal.why)
+                              : std::string("first request is not hello"));
+      return false;
+    }
+    return on_hello(request.id, *hello);
+  }
+  if (request.refused())
+    spdlog::debug("task {}: request {} refused: {} ({})", task_, request.id, request.refusal.why,
+                  status_name(request.refusal.status));
+  server_.driver().handle(task_, std::move(request), std::move(fds));
+  return !closed_;
+}
+
+bool Connection::on_hello(uint64_t id, const req::Hello& hello) {
+  command_ = hello.command;
+  if (hello.version == 0) {
+    refuse_and_close(id, Status::kNotSupported, ipc::Limit::kNone, "protocol version 0");
+    return true;
+  }
+  const Status s = server_.driver().attach(task_, creds_);
+  if (!ok(s)) {
+    const ipc::Limit limit = server_.core().last_refused_limit();
+    refuse_and_close(
+        id, s, limit,
+        "task refused by the core: " + std::string(status_name(s)) +
+            (limit != ipc::Limit::kNone ? " (" + std::string(ipc::limit_name(limit)) + ")"
+                                        : std::string()));
+    return true;
+  }
+  hello_done_ = true;
+  const uint32_t version = std::min<uint32_t>(hello.version, wire::PROTOCOL_VERSION);
+
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<wire::Reply>();
+  encode_reply_header(reply, id, Status::kSuccess);
+  auto h = reply.initHello();
+  h.setVersion(version);
+  h.setTask(task_);
+  h.setDaemonPid(static_cast<uint32_t>(::getpid()));
+  h.setMaxFrameBytes(server_.options().frame_limits.max_frame_bytes);
+  h.setMaxInlineBody(server_.options().limits.max_inline_body);
+  send(message);
+  spdlog::info("task {} hello: pid {} uid {} command '{}' version {}", task_, creds_.pid,
+               creds_.uid, command_, version);
+  return true;
+}
+
+void Connection::refuse_and_close(uint64_t id, Status status, ipc::Limit limit, std::string why) {
+  capnp::MallocMessageBuilder message;
+  encode_reply_header(message.initRoot<wire::Reply>(), id, status, limit);
+  send(message);
+  closing_ = true;
+  closing_reason_ = CloseReason::kRefused;
+  closing_why_ = std::move(why);
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+void Connection::send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds) {
+  if (closed_) return;  // fds close here
+  writer_.append(frame, std::move(fds));
+  if (writer_.pending_bytes() > server_.options().max_unsent) paused_ = true;
+  server_.mark_dirty(shared_from_this());
+}
+
+void Connection::wait_writable() {
+  if (write_waiting_ || closed_) return;
+  write_waiting_ = true;
+  socket_.async_wait(asio::socket_base::wait_write,
+                     [self = shared_from_this()](const asio::error_code& ec) {
+                       self->write_waiting_ = false;
+                       if (self->closed_ || ec == asio::error::operation_aborted) return;
+                       if (ec) {
+                         self->close(CloseReason::kError, ec.message());
+                         return;
+                       }
+                       self->flush();
+                     });
+}
+
+void Connection::flush() {
+  if (closed_ || write_waiting_) return;
+  const int r = writer_.write_to(socket_.native_handle());
+  if (r == 0) {
+    if (closing_) {
+      close(closing_reason_, closing_why_);
+      return;
+    }
+    if (paused_) {
+      paused_ = false;
+      schedule_read();
+    }
+    return;
+  }
+  if (r == -EAGAIN) {
+    if (paused_ && writer_.pending_bytes() <= server_.options().max_unsent / 2) {
+      paused_ = false;
+      schedule_read();
+    }
+    wait_writable();
+    return;
+  }
+  close(r == -EPIPE || r == -ECONNRESET ? CloseReason::kEof : CloseReason::kError,
+        std::string("sendmsg: ") + std::strerror(-r));
+}
+
+// ---------------------------------------------------------------------------
+// Closing
+
+void Connection::close(CloseReason reason, std::string_view why) {
+  if (closed_) return;
+  closed_ = true;
+  auto self = shared_from_this();  // the server's table may hold the last reference
+
+  const auto level = reason == CloseReason::kViolation || reason == CloseReason::kError
+                         ? spdlog::level::warn
+                         : spdlog::level::info;
+  spdlog::log(level, "task {} disconnected ({}: {}): pid {} uid {} command '{}'", task_,
+              close_reason_name(reason), why, creds_.pid, creds_.uid, command_);
+
+  asio::error_code ignored;
+  socket_.cancel(ignored);
+  socket_.close(ignored);
+  server_.connection_closed(*this);
+}
+
+}  // namespace portd::server

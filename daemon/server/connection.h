@@ -1,0 +1,105 @@
+// Connection: one client socket, which is one task.
+//
+// Reading: wait until the socket is readable, then recvmsg (FrameReader) in a
+// loop until EAGAIN or the per-turn budget is spent (so one busy client cannot
+// starve the others), decoding and dispatching every complete frame as it
+// arrives. Writing: replies are appended to the FrameWriter and the server
+// flushes every dirty connection once per event-loop turn, so a burst of
+// requests is answered with few sendmsg calls; when the socket is full the
+// connection waits until it is writable. Backpressure: while more than
+// ServerOptions::max_unsent bytes wait to be sent, the connection stops
+// reading until they drain.
+//
+// The first frame must be hello. Anything the stream cannot recover from (a
+// malformed frame, a Cap'n Proto exception while decoding it, a frame that
+// declares more fds than it brought, stray fds, a request before hello) is a
+// protocol violation: one warn line, the socket closes and the task is
+// destroyed. A well-formed but invalid request only gets an error reply.
+//
+// Lifetime: connections are shared_ptrs held by the server's table and by
+// their own pending handlers; after close() every handler finds closed() set
+// and returns without touching the server.
+#pragma once
+
+#include <capnp/message.h>
+
+#include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/ipc/types.h"
+#include "daemon/server/codec.h"
+#include "portd/proto/frame.h"
+#include "portd/proto/unique_fd.h"
+
+namespace portd::server {
+
+class Server;
+
+enum class CloseReason { kEof, kError, kViolation, kRefused, kShutdown };
+std::string_view close_reason_name(CloseReason reason);
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server& server, asio::local::stream_protocol::socket socket, ipc::TaskId task,
+             const ipc::Credentials& creds);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();
+
+  // Queues a frame; the server flushes it at the end of this turn.
+  void send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds = {});
+  // Writes what the socket takes now; waits for writability if it is full.
+  void flush();
+  // Closes the socket, logs why, and has the server destroy the task.
+  // Idempotent.
+  void close(CloseReason reason, std::string_view why);
+
+  ipc::TaskId task() const { return task_; }
+  const ipc::Credentials& credentials() const { return creds_; }
+  const std::string& command() const { return command_; }
+  bool closed() const { return closed_; }
+  bool said_hello() const { return hello_done_; }
+  size_t unsent_bytes() const { return writer_.pending_bytes(); }
+
+  // Bookkeeping for the server's flush pass.
+  bool dirty_ = false;
+
+ private:
+  void schedule_read();
+  void wait_readable();
+  void wait_writable();
+  void read_some();
+  // Decodes and dispatches the complete frames in the reader. False if the
+  // connection closed meanwhile.
+  bool process_frames();
+  bool on_frame();
+  bool on_hello(uint64_t id, const req::Hello& hello);
+  void refuse_and_close(uint64_t id, Status status, ipc::Limit limit, std::string why);
+
+  Server& server_;
+  asio::local::stream_protocol::socket socket_;
+  const ipc::TaskId task_;
+  const ipc::Credentials creds_;
+  std::string command_;
+  proto::FrameReader reader_;
+  proto::FrameWriter writer_;
+
+  bool hello_done_ = false;
+  bool closed_ = false;
+  bool read_scheduled_ = false;
+  bool read_waiting_ = false;
+  bool write_waiting_ = false;
+  bool paused_ = false;  // backpressure: not reading until the output drains
+  // Set when the connection is to close once its last reply has gone out.
+  bool closing_ = false;
+  CloseReason closing_reason_ = CloseReason::kRefused;
+  std::string closing_why_;
+};
+
+}  // namespace portd::server

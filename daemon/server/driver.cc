@@ -1,0 +1,437 @@
+#include "daemon/server/driver.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <type_traits>
+
+namespace portd::server {
+
+namespace {
+
+// Longer timeouts than this (Mach's mach_msg_timeout_t is 32-bit ms) wait
+// forever: no timer is armed.
+constexpr int64_t kMaxTimeoutMs = int64_t{1} << 32;
+
+// A name reply for allocate, check-in, look-up and the previous notification
+// right.
+void set_name(wire::Reply::Builder reply, ipc::Name name) { reply.setName(name); }
+
+}  // namespace
+
+Driver::Driver(asio::io_context& io, ipc::Core& core, ReplySink& sink)
+    : io_(io), core_(core), sink_(sink), alive_(std::make_shared<bool>(true)) {}
+
+Driver::~Driver() {
+  *alive_ = false;
+  // Timers cancel on destruction; their handlers see operation_aborted (or
+  // a dead alive_ flag) and touch nothing.
+  parked_.clear();
+}
+
+size_t Driver::timer_count() const {
+  size_t n = 0;
+  for (const auto& [token, p] : parked_) n += p.timer != nullptr;
+  return n;
+}
+
+void Driver::tick_clock() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  core_.set_now_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+}
+
+Status Driver::attach(ipc::TaskId task, const ipc::Credentials& creds) {
+  const Status s = core_.task_create(task, creds);
+  if (ok(s)) tasks_.emplace(task, TaskState{});
+  return s;
+}
+
+void Driver::detach(ipc::TaskId task) {
+  auto it = tasks_.find(task);
+  if (it == tasks_.end()) return;
+  for (const auto& [request_id, token] : it->second.in_progress) parked_.erase(token);
+  tasks_.erase(it);
+  ipc::Effects fx;
+  core_.task_destroy(task, fx);
+  absorb(fx);
+  drain();
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+void Driver::handle(ipc::TaskId task, DecodedRequest request, std::vector<proto::UniqueFd> fds) {
+  auto it = tasks_.find(task);
+  if (it == tasks_.end()) return;  // not attached: the connection checks hello first
+  TaskState& state = it->second;
+  const uint64_t id = request.id;
+
+  if (request.refused()) {
+    reply_status(task, id, request.refusal.status, request.refusal.limit);
+    return;  // fds close here
+  }
+  if (state.in_progress.count(id) != 0) {
+    reply_status(task, id, Status::kInvalidArgument);
+    return;
+  }
+  tick_clock();
+
+  std::visit(
+      [&](auto& body) {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, req::Cancel>) {
+          do_cancel(task, state, id, body);
+        } else if constexpr (std::is_same_v<T, req::Send>) {
+          do_send(task, id, body.message, body.options, std::move(fds), nullptr);
+        } else if constexpr (std::is_same_v<T, req::SendReceive>) {
+          do_send(task, id, body.message, body.send, std::move(fds), &body.receive);
+        } else if constexpr (std::is_same_v<T, req::Receive>) {
+          do_receive(task, id, body.options);
+        } else if constexpr (std::is_same_v<T, req::BootstrapLookUp>) {
+          do_look_up(task, id, body);
+        } else if constexpr (std::is_same_v<T, req::Hello>) {
+          // A second hello: the protocol is already negotiated.
+          reply_status(task, id, Status::kInvalidArgument);
+        } else if constexpr (std::is_same_v<T, std::monostate>) {
+          reply_status(task, id, Status::kInvalidArgument);
+        } else {
+          RequestBody& whole = request.body;
+          do_simple(task, id, whole);
+        }
+      },
+      request.body);
+  drain();
+}
+
+void Driver::do_cancel(ipc::TaskId task, TaskState& state, uint64_t id, const req::Cancel& r) {
+  auto it = state.in_progress.find(r.target);
+  if (it == state.in_progress.end()) {
+    // Finished already (its reply is on its way) or never existed.
+    reply_status(task, id, Status::kNotFound);
+    return;
+  }
+  ipc::Effects fx;
+  core_.cancel(it->second, fx);
+  absorb(fx);
+  drain();  // the cancelled request's own reply goes first
+  reply_status(task, id, Status::kSuccess);
+}
+
+Status Driver::attach_ool(ipc::MessageIn& message, std::vector<proto::UniqueFd>& fds) {
+  // The codec checked that there is one fd per OOL descriptor.
+  size_t next = 0;
+  for (auto& d : message.descriptors) {
+    auto* ool = std::get_if<ipc::OolIn>(&d);
+    if (ool == nullptr) continue;
+    if (next >= fds.size() || !ok(check_ool_fd(fds[next].get(), ool->size, ool->is_volatile))) {
+      release_ool(message);  // those registered so far; the rest close with `fds`
+      return Status::kSendInvalidMemory;
+    }
+    ++next;
+  }
+  next = 0;
+  for (auto& d : message.descriptors)
+    if (auto* ool = std::get_if<ipc::OolIn>(&d))
+      ool->attachment = attachments_.add(std::move(fds[next++]));
+  return Status::kSuccess;
+}
+
+void Driver::release_ool(const ipc::MessageIn& message) {
+  for (const auto& d : message.descriptors)
+    if (const auto* ool = std::get_if<ipc::OolIn>(&d); ool != nullptr && ool->attachment != 0)
+      attachments_.release(ool->attachment);
+}
+
+void Driver::release_ool(const ipc::MessageOut& message) {
+  for (const auto& d : message.descriptors)
+    if (const auto* ool = std::get_if<ipc::OolOut>(&d)) attachments_.release(ool->attachment);
+}
+
+void Driver::do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
+                     const ipc::SendOptions& options, std::vector<proto::UniqueFd> fds,
+                     const ipc::ReceiveOptions* then_receive) {
+  if (Status s = attach_ool(message, fds); !ok(s)) {
+    reply_status(task, id, s);
+    return;
+  }
+  const ipc::WaitToken token = next_token_++;
+  ipc::Effects fx;
+  const Status s = core_.send(task, message, options, token, fx);
+  const ipc::Limit limit = refused_limit(s);
+  absorb(fx);  // completions wait in pending_, after this request's own reply
+  if (s == Status::kSendInProgress) {
+    park(token, task, id, then_receive ? ParkedKind::kSendThenReceive : ParkedKind::kSend,
+         options.timeout_ms, then_receive);
+  } else if (!ok(s)) {
+    // Nothing was consumed: the attachments are still ours.
+    release_ool(message);
+    reply_status(task, id, s, limit);
+  } else if (then_receive != nullptr) {
+    do_receive(task, id, *then_receive);
+  } else {
+    reply_status(task, id, s);
+  }
+}
+
+void Driver::do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options) {
+  const ipc::WaitToken token = next_token_++;
+  ipc::MessageOut out;
+  uint32_t needed = 0;
+  ipc::Effects fx;
+  const Status s = core_.receive(task, options, token, &out, &needed, fx);
+  const ipc::Limit limit = refused_limit(s);
+  absorb(fx);
+  if (s == Status::kRcvInProgress) {
+    park(token, task, id, ParkedKind::kReceive, options.timeout_ms);
+  } else if (ok(s)) {
+    reply_message(task, id, out);
+  } else {
+    reply_status(task, id, s, limit, needed);
+  }
+}
+
+void Driver::do_look_up(ipc::TaskId task, uint64_t id, const req::BootstrapLookUp& r) {
+  const ipc::WaitToken token = next_token_++;
+  ipc::Name name = ipc::kNameNull;
+  ipc::Effects fx;
+  const Status s = core_.bootstrap_look_up(task, r.name, r.timeout_ms, token, &name, fx);
+  const ipc::Limit limit = refused_limit(s);
+  absorb(fx);
+  if (s == Status::kRcvInProgress) {
+    park(token, task, id, ParkedKind::kLookUp, r.timeout_ms);
+  } else {
+    capnp::MallocMessageBuilder message;
+    auto reply = message.initRoot<wire::Reply>();
+    encode_reply_header(reply, id, s, limit);
+    if (ok(s)) set_name(reply, name);
+    sink_.post_reply(task, message, {});
+  }
+}
+
+void Driver::do_simple(ipc::TaskId task, uint64_t id, RequestBody& body) {
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<wire::Reply>();
+  ipc::Effects fx;
+  Status s = Status::kSuccess;
+
+  std::visit(
+      [&](auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, req::Allocate>) {
+          ipc::Name name = ipc::kNameNull;
+          s = core_.allocate(task, r.right, &name);
+          if (ok(s)) set_name(reply, name);
+        } else if constexpr (std::is_same_v<T, req::Deallocate>) {
+          s = core_.deallocate(task, r.name, fx);
+        } else if constexpr (std::is_same_v<T, req::ModRefs>) {
+          s = core_.mod_refs(task, r.name, r.right, r.delta, fx);
+        } else if constexpr (std::is_same_v<T, req::Destroy>) {
+          s = core_.destroy(task, r.name, fx);
+        } else if constexpr (std::is_same_v<T, req::InsertRight>) {
+          s = core_.insert_right(task, r.name, r.right, r.disposition, fx);
+        } else if constexpr (std::is_same_v<T, req::ExtractRight>) {
+          ipc::Name name = ipc::kNameNull;
+          ipc::RightType type = ipc::RightType::kNone;
+          s = core_.extract_right(task, r.name, r.disposition, &name, &type, fx);
+          if (ok(s)) {
+            auto e = reply.initExtracted();
+            e.setName(name);
+            e.setType(static_cast<uint8_t>(type));
+          }
+        } else if constexpr (std::is_same_v<T, req::GetRefs>) {
+          uint32_t refs = 0;
+          s = core_.get_refs(task, r.name, r.right, &refs);
+          if (ok(s)) reply.setRefs(refs);
+        } else if constexpr (std::is_same_v<T, req::Type>) {
+          uint32_t type = 0;
+          s = core_.type(task, r.name, &type);
+          if (ok(s)) reply.setType(type);
+        } else if constexpr (std::is_same_v<T, req::Names>) {
+          std::vector<ipc::NameInfo> names;
+          s = core_.names(task, &names);
+          if (ok(s)) encode_names(names, reply);
+        } else if constexpr (std::is_same_v<T, req::GetAttributes>) {
+          ipc::PortStatus status;
+          s = core_.get_attributes(task, r.name, &status);
+          if (ok(s)) encode_port_status(status, reply.initAttributes());
+        } else if constexpr (std::is_same_v<T, req::SetAttributes>) {
+          s = core_.set_qlimit(task, r.name, r.qlimit, fx);
+        } else if constexpr (std::is_same_v<T, req::MoveMember>) {
+          s = core_.move_member(task, r.member, r.after, fx);
+        } else if constexpr (std::is_same_v<T, req::RequestNotification>) {
+          ipc::Name previous = ipc::kNameNull;
+          s = core_.request_notification(task, r.name, r.variant, r.sync, r.notify,
+                                         r.notify_disposition, &previous, fx);
+          if (ok(s)) set_name(reply, previous);
+        } else if constexpr (std::is_same_v<T, req::BootstrapCheckIn>) {
+          ipc::Name name = ipc::kNameNull;
+          s = core_.bootstrap_check_in(task, r.name, &name, fx);
+          if (ok(s)) set_name(reply, name);
+        } else if constexpr (std::is_same_v<T, req::BootstrapRegister>) {
+          s = core_.bootstrap_register(task, r.name, r.port, fx);
+        } else if constexpr (std::is_same_v<T, req::BootstrapUnregister>) {
+          s = core_.bootstrap_unregister(task, r.name, fx);
+        } else if constexpr (std::is_same_v<T, req::BootstrapList>) {
+          std::vector<ipc::BootstrapEntry> entries;
+          s = core_.bootstrap_list(task, &entries);
+          if (ok(s)) encode_bootstrap_list(entries, reply);
+        } else {
+          // Handled by handle() itself; cannot get here.
+          s = Status::kInvalidArgument;
+        }
+      },
+      body);
+
+  if (!ok(s)) {
+    // Whatever an error path may have started to fill in goes: a fresh
+    // header-only reply.
+    capnp::MallocMessageBuilder error;
+    auto e = error.initRoot<wire::Reply>();
+    encode_reply_header(e, id, s, refused_limit(s));
+    sink_.post_reply(task, error, {});
+  } else {
+    encode_reply_header(reply, id, s);
+    sink_.post_reply(task, message, {});
+  }
+  absorb(fx);
+}
+
+// ---------------------------------------------------------------------------
+// Parking and timers
+
+void Driver::park(ipc::WaitToken token, ipc::TaskId task, uint64_t request_id, ParkedKind kind,
+                  int64_t timeout_ms, const ipc::ReceiveOptions* then_receive) {
+  Parked p;
+  p.task = task;
+  p.request_id = request_id;
+  p.kind = kind;
+  if (then_receive != nullptr) p.then_receive = *then_receive;
+  if (timeout_ms > 0 && timeout_ms <= kMaxTimeoutMs) {
+    p.timer = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(timeout_ms));
+    std::weak_ptr<bool> alive = alive_;
+    p.timer->async_wait([this, alive, token](const asio::error_code& ec) {
+      if (ec == asio::error::operation_aborted) return;
+      auto flag = alive.lock();
+      if (!flag || !*flag) return;
+      on_timer(token);
+    });
+  }
+  parked_.emplace(token, std::move(p));
+  if (auto t = tasks_.find(task); t != tasks_.end()) t->second.in_progress[request_id] = token;
+}
+
+void Driver::on_timer(ipc::WaitToken token) {
+  // The request may have completed after the timer fired and before this
+  // handler ran: then the token is gone and there is nothing to do.
+  if (parked_.count(token) == 0) return;
+  tick_clock();
+  ipc::Effects fx;
+  core_.expire(token, fx);
+  absorb(fx);
+  drain();
+}
+
+// ---------------------------------------------------------------------------
+// Effects
+
+void Driver::absorb(ipc::Effects& fx) {
+  for (ipc::AttachmentId id : fx.released) attachments_.release(id);
+  for (auto& c : fx.completions) pending_.push_back(std::move(c));
+  fx.clear();
+}
+
+void Driver::drain() {
+  while (!pending_.empty()) {
+    ipc::Completion c = std::move(pending_.front());
+    pending_.pop_front();
+    complete(c);
+  }
+}
+
+void Driver::complete(ipc::Completion& c) {
+  auto it = parked_.find(c.token);
+  if (it == parked_.end()) {
+    // Its task detached (the core drops those without completions, but be
+    // safe): nobody to tell. A message it carried is dropped with its fds.
+    if (c.message) release_ool(*c.message);
+    return;
+  }
+  Parked p = std::move(it->second);
+  parked_.erase(it);  // cancels the timer
+  if (auto t = tasks_.find(p.task); t != tasks_.end()) t->second.in_progress.erase(p.request_id);
+  if (p.task != c.task)
+    spdlog::error("completion for token {} names task {}, parked by task {}", c.token, c.task,
+                  p.task);
+
+  switch (p.kind) {
+    case ParkedKind::kSend: reply_status(p.task, p.request_id, c.status, c.limit); break;
+    case ParkedKind::kSendThenReceive:
+      if (ok(c.status)) {
+        do_receive(p.task, p.request_id, p.then_receive);
+      } else {
+        reply_status(p.task, p.request_id, c.status, c.limit);
+      }
+      break;
+    case ParkedKind::kReceive:
+      if (ok(c.status) && c.message) {
+        reply_message(p.task, p.request_id, *c.message);
+      } else {
+        if (c.message) release_ool(*c.message);
+        reply_status(p.task, p.request_id, c.status, c.limit, c.needed_size);
+      }
+      break;
+    case ParkedKind::kLookUp: {
+      capnp::MallocMessageBuilder message;
+      auto reply = message.initRoot<wire::Reply>();
+      encode_reply_header(reply, p.request_id, c.status, c.limit);
+      if (ok(c.status)) set_name(reply, c.name);
+      sink_.post_reply(p.task, message, {});
+      break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Replies
+
+ipc::Limit Driver::refused_limit(Status status) const {
+  return ok(status) ? ipc::Limit::kNone : core_.last_refused_limit();
+}
+
+void Driver::reply_status(ipc::TaskId task, uint64_t id, Status status, ipc::Limit limit,
+                          uint32_t needed_size) {
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<wire::Reply>();
+  encode_reply_header(reply, id, status, limit);
+  if (needed_size != 0) reply.setNeededSize(needed_size);
+  sink_.post_reply(task, message, {});
+}
+
+void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out) {
+  // The OOL fds leave the table and travel with the reply, in descriptor
+  // order; the writer closes them once sent.
+  std::vector<proto::UniqueFd> fds;
+  bool missing = false;
+  for (const auto& d : out.descriptors) {
+    if (const auto* ool = std::get_if<ipc::OolOut>(&d)) {
+      proto::UniqueFd fd = attachments_.take(ool->attachment);
+      if (!fd) missing = true;
+      fds.push_back(std::move(fd));
+    }
+  }
+  if (missing) {
+    // Our bug, not the client's: the core delivered an attachment the shell
+    // does not hold. Refuse the message rather than send a short fd list.
+    spdlog::error("task {}: received message refers to an unknown attachment", task);
+    reply_status(task, id, Status::kRcvBodyError);
+    return;
+  }
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<wire::Reply>();
+  encode_reply_header(reply, id, Status::kSuccess);
+  reply.setFdCount(static_cast<uint16_t>(fds.size()));
+  encode_message(out, reply.initMessage());
+  sink_.post_reply(task, message, std::move(fds));
+}
+
+}  // namespace portd::server

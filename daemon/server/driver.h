@@ -1,0 +1,136 @@
+// Driver: carries decoded requests to the core and the core's effects out.
+//
+// One Driver per daemon, on the event-loop thread, beside the one ipc::Core.
+// For each request it calls the core, replies at once when the operation
+// finished, or parks it when the core says it must wait (kSendInProgress,
+// kRcvInProgress): the parked request is remembered under a fresh WaitToken
+// (never reused), with its connection's task, its request id and, when it has
+// a timeout, an asio::steady_timer that calls core.expire(). The core later
+// completes it through Effects::completions, which the driver routes to the
+// task's connection by task id and to the parked request by token.
+//
+// sendReceive is two phases here: the send runs first; when it succeeds (at
+// once or on completion) the receive starts under the same request id. A
+// failed send is the final answer, as in Mach.
+//
+// Ownership: the driver owns the attachment table (the OOL fds of messages in
+// flight) and every timer. Replies leave through a ReplySink, which drops them
+// if the task's connection is gone. Completions for tasks that have detached
+// are dropped (their attachments closed), never dereferenced.
+#pragma once
+
+#include <capnp/message.h>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/ipc/core.h"
+#include "daemon/server/attachments.h"
+#include "daemon/server/codec.h"
+#include "portd/proto/unique_fd.h"
+
+namespace portd::server {
+
+// Where replies go: the connection that serves a task.
+class ReplySink {
+ public:
+  virtual ~ReplySink() = default;
+  // Queues one reply frame (and the fds that travel with it) for `task`. If
+  // the task has no connection any more the frame is dropped and its fds
+  // closed.
+  virtual void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
+                          std::vector<proto::UniqueFd> fds) = 0;
+};
+
+class Driver {
+ public:
+  Driver(asio::io_context& io, ipc::Core& core, ReplySink& sink);
+  ~Driver();
+  Driver(const Driver&) = delete;
+  Driver& operator=(const Driver&) = delete;
+
+  ipc::Core& core() { return core_; }
+
+  // A connection said hello: its task is created in the core.
+  Status attach(ipc::TaskId task, const ipc::Credentials& creds);
+  // Its connection is gone (whatever the reason): every timer of the task is
+  // cancelled, its parked requests forgotten, and the core destroys the task
+  // (releasing its rights, with the effects that has on other tasks).
+  void detach(ipc::TaskId task);
+  bool attached(ipc::TaskId task) const { return tasks_.count(task) != 0; }
+
+  // Carries out one request of an attached task (anything but hello). `fds`
+  // are the descriptors its frame brought (request.fd_count of them).
+  void handle(ipc::TaskId task, DecodedRequest request, std::vector<proto::UniqueFd> fds);
+
+  // Introspection, for tests and portctl.
+  size_t parked_count() const { return parked_.size(); }
+  size_t timer_count() const;
+  size_t attachment_count() const { return attachments_.size(); }
+
+ private:
+  enum class ParkedKind { kSend, kSendThenReceive, kReceive, kLookUp };
+
+  struct Parked {
+    ipc::TaskId task = 0;
+    uint64_t request_id = 0;
+    ParkedKind kind = ParkedKind::kSend;
+    ipc::ReceiveOptions then_receive;  // kSendThenReceive: the second phase
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+
+  struct TaskState {
+    // Parked requests by request id, for cancel and duplicate detection.
+    std::unordered_map<uint64_t, ipc::WaitToken> in_progress;
+  };
+
+  // One handler per request kind; each replies or parks.
+  void do_cancel(ipc::TaskId task, TaskState& state, uint64_t id, const req::Cancel& r);
+  void do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
+               const ipc::SendOptions& options, std::vector<proto::UniqueFd> fds,
+               const ipc::ReceiveOptions* then_receive);
+  void do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options);
+  void do_look_up(ipc::TaskId task, uint64_t id, const req::BootstrapLookUp& r);
+  void do_simple(ipc::TaskId task, uint64_t id, RequestBody& body);
+
+  // Registers a send's OOL fds as attachments, in descriptor order, after
+  // checking them. On failure nothing stays registered.
+  Status attach_ool(ipc::MessageIn& message, std::vector<proto::UniqueFd>& fds);
+  void release_ool(const ipc::MessageIn& message);
+  void release_ool(const ipc::MessageOut& message);
+
+  void park(ipc::WaitToken token, ipc::TaskId task, uint64_t request_id, ParkedKind kind,
+            int64_t timeout_ms, const ipc::ReceiveOptions* then_receive = nullptr);
+  void on_timer(ipc::WaitToken token);
+
+  // Effects: released attachments are closed at once, completions queued and
+  // handled by drain() in order (a completion may start a receive, whose
+  // effects join the queue).
+  void absorb(ipc::Effects& fx);
+  void drain();
+  void complete(ipc::Completion& c);
+
+  void reply_status(ipc::TaskId task, uint64_t id, Status status,
+                    ipc::Limit limit = ipc::Limit::kNone, uint32_t needed_size = 0);
+  void reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& message);
+  ipc::Limit refused_limit(Status status) const;
+  void tick_clock();
+
+  asio::io_context& io_;
+  ipc::Core& core_;
+  ReplySink& sink_;
+  Attachments attachments_;
+  ipc::WaitToken next_token_ = 1;
+  std::unordered_map<ipc::WaitToken, Parked> parked_;
+  std::unordered_map<ipc::TaskId, TaskState> tasks_;
+  std::deque<ipc::Completion> pending_;
+  // Set while the driver is being destroyed: timer handlers must not run.
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace portd::server

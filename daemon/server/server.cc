@@ -1,0 +1,179 @@
+#include "daemon/server/server.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+namespace portd::server {
+
+namespace {
+
+// Connections accepted in one turn before the others get theirs.
+constexpr int kAcceptBatch = 64;
+// Out of fds (EMFILE, ENFILE...): wait this long before accepting again
+// instead of spinning on a listening socket that stays readable.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+}  // namespace
+
+Server::Server(asio::io_context& io, Listener listener, ServerOptions options)
+    : io_(io),
+      options_(std::move(options)),
+      listener_(std::move(listener)),
+      socket_path_(listener_.path()),
+      accept_watch_(io),
+      accept_retry_(io),
+      core_(options_.limits),
+      driver_(io, core_, *this),
+      alive_(std::make_shared<bool>(true)) {}
+
+Server::~Server() {
+  stop();
+  *alive_ = false;
+}
+
+void Server::start() {
+  asio::error_code ec;
+  accept_watch_.assign(listener_.fd(), ec);
+  if (ec) {
+    spdlog::error("cannot watch the listening socket: {}", ec.message());
+    return;
+  }
+  wait_accept();
+}
+
+void Server::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  asio::error_code ignored;
+  accept_retry_.cancel();
+  accept_watch_.cancel(ignored);
+  if (accept_watch_.is_open()) accept_watch_.release();  // the Listener owns the fd
+  listener_.close();
+
+  // Close every connection as if it had gone away: each task is destroyed
+  // and its timers cancelled.
+  std::vector<std::shared_ptr<Connection>> all;
+  all.reserve(connections_.size());
+  for (auto& [task, c] : connections_) all.push_back(c);
+  for (auto& c : all) c->close(CloseReason::kShutdown, "daemon stopping");
+  dirty_.clear();
+}
+
+// ---------------------------------------------------------------------------
+// Accepting
+
+void Server::wait_accept() {
+  if (stopping_) return;
+  std::weak_ptr<bool> alive = alive_;
+  accept_watch_.async_wait(asio::posix::descriptor_base::wait_read,
+                           [this, alive](const asio::error_code& ec) {
+                             if (ec == asio::error::operation_aborted) return;
+                             auto flag = alive.lock();
+                             if (!flag || !*flag || stopping_) return;
+                             if (ec) {
+                               spdlog::error("listening socket: {}", ec.message());
+                               return;
+                             }
+                             accept_ready();
+                           });
+}
+
+void Server::accept_ready() {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    const int fd = accept_connection(listener_.fd());
+    if (fd == -EAGAIN) {
+      wait_accept();
+      return;
+    }
+    if (fd < 0) {
+      spdlog::warn("accept: {}; retrying in {} ms", std::strerror(-fd), kAcceptBackoff.count());
+      std::weak_ptr<bool> alive = alive_;
+      accept_retry_.expires_after(kAcceptBackoff);
+      accept_retry_.async_wait([this, alive](const asio::error_code& ec) {
+        auto flag = alive.lock();
+        if (ec || !flag || !*flag) return;
+        wait_accept();
+      });
+      return;
+    }
+    on_accepted(fd);
+  }
+  std::weak_ptr<bool> alive = alive_;
+  asio::post(io_, [this, alive] {
+    auto flag = alive.lock();
+    if (flag && *flag && !stopping_) accept_ready();
+  });
+}
+
+void Server::on_accepted(int fd) {
+  proto::UniqueFd owned(fd);
+  ipc::Credentials creds;
+  if (!peer_credentials(fd, &creds)) {
+    spdlog::warn("dropping a connection whose credentials cannot be read: {}",
+                 std::strerror(errno));
+    return;
+  }
+  asio::local::stream_protocol::socket socket(io_);
+  asio::error_code ec;
+  socket.assign(asio::local::stream_protocol(), fd, ec);
+  if (ec) {
+    spdlog::warn("dropping a connection: {}", ec.message());
+    return;
+  }
+  owned.release();
+  const ipc::TaskId task = next_task_++;
+  auto connection = std::make_shared<Connection>(*this, std::move(socket), task, creds);
+  connections_.emplace(task, connection);
+  spdlog::info("task {} connected: pid {} uid {} gid {}", task, creds.pid, creds.uid, creds.gid);
+  connection->start();
+}
+
+void Server::connection_closed(Connection& connection) {
+  const ipc::TaskId task = connection.task();
+  auto it = connections_.find(task);
+  if (it == connections_.end()) return;
+  // Keep the connection alive until we are done with it (the caller holds a
+  // reference too).
+  std::shared_ptr<Connection> keep = std::move(it->second);
+  connections_.erase(it);
+  driver_.detach(task);  // may post replies to other tasks
+}
+
+// ---------------------------------------------------------------------------
+// Replies
+
+void Server::post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
+                        std::vector<proto::UniqueFd> fds) {
+  auto it = connections_.find(task);
+  if (it == connections_.end()) return;  // gone; the fds close here
+  it->second->send(reply, std::move(fds));
+}
+
+void Server::mark_dirty(const std::shared_ptr<Connection>& connection) {
+  if (connection->dirty_) return;
+  connection->dirty_ = true;
+  dirty_.push_back(connection);
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  asio::post(io_, [this, alive] {
+    auto flag = alive.lock();
+    if (flag && *flag) flush_dirty();
+  });
+}
+
+void Server::flush_dirty() {
+  flush_posted_ = false;
+  std::vector<std::shared_ptr<Connection>> batch;
+  batch.swap(dirty_);
+  for (auto& c : batch) {
+    c->dirty_ = false;
+    c->flush();
+  }
+}
+
+}  // namespace portd::server

@@ -1,0 +1,98 @@
+// Server: the daemon's event-loop side. Owns the core, the driver, the
+// listening socket and the connection table.
+//
+//   Server ── Listener (socket file + lock)
+//     │ ├──── Core (all ports, rights, queues; no I/O)
+//     │ └──── Driver (requests → core, effects → replies, timers, OOL fds)
+//     └────── Connection per client (one task each): framing, backpressure
+//
+// Everything runs on the io_context's one thread. The server accepts with
+// SOCK_CLOEXEC | SOCK_NONBLOCK, reads each peer's credentials with
+// SO_PEERCRED, and gives every connection a task id from a counter (never
+// reused). Replies are batched: a connection that got output is marked dirty
+// and all dirty connections are flushed once per event-loop turn.
+//
+// A Server can be built on any listening socket (Listener::adopt), which is
+// how socket activation will plug in.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/ipc/core.h"
+#include "daemon/server/connection.h"
+#include "daemon/server/driver.h"
+#include "daemon/server/listener.h"
+#include "portd/proto/frame.h"
+
+namespace portd::server {
+
+struct ServerOptions {
+  proto::FrameLimits frame_limits;
+  ipc::Limits limits;
+  // Bytes one connection may read in one event-loop turn before the others
+  // get theirs.
+  size_t read_budget = 256 * 1024;
+  // Unsent reply bytes above which a connection is no longer read from.
+  size_t max_unsent = 16u << 20;
+};
+
+class Server : public ReplySink {
+ public:
+  Server(asio::io_context& io, Listener listener, ServerOptions options = {});
+  ~Server() override;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Starts accepting.
+  void start();
+  // Stops accepting, closes every connection (destroying its task, as on a
+  // disconnect), and removes the socket file. The io_context then runs out
+  // of work. Idempotent.
+  void stop();
+
+  const std::string& socket_path() const { return socket_path_; }
+  const ServerOptions& options() const { return options_; }
+  asio::io_context& io() { return io_; }
+  ipc::Core& core() { return core_; }
+  Driver& driver() { return driver_; }
+  size_t connection_count() const { return connections_.size(); }
+
+  // ReplySink.
+  void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
+                  std::vector<proto::UniqueFd> fds) override;
+
+  // For connections.
+  void mark_dirty(const std::shared_ptr<Connection>& connection);
+  void connection_closed(Connection& connection);
+
+ private:
+  void wait_accept();
+  void accept_ready();
+  void on_accepted(int fd);
+  void flush_dirty();
+
+  asio::io_context& io_;
+  ServerOptions options_;
+  Listener listener_;
+  std::string socket_path_;
+  asio::posix::stream_descriptor accept_watch_;
+  asio::steady_timer accept_retry_;
+  ipc::Core core_;
+  Driver driver_;
+  ipc::TaskId next_task_ = 1;
+  std::unordered_map<ipc::TaskId, std::shared_ptr<Connection>> connections_;
+  std::vector<std::shared_ptr<Connection>> dirty_;
+  bool flush_posted_ = false;
+  bool stopping_ = false;
+  // Handlers that capture `this` check it: false once the server is gone.
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace portd::server
