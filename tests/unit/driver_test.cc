@@ -1,0 +1,363 @@
+// The request driver (daemon/server/driver.h) with the real core and an
+// io_context, but no sockets: replies are recorded by a ReplySink. Covers
+// parking, timers, cancel, sendReceive's two phases, OOL attachments and
+// what detaching a task does to all of them.
+#include "daemon/server/driver.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace portd::server {
+namespace {
+
+using proto::UniqueFd;
+
+struct Recorded {
+  uint64_t id = 0;
+  Status status = Status::kSuccess;
+  wire::Reply::Which which = wire::Reply::NONE;
+  uint32_t name = 0;
+  std::string limit;
+  std::string body;
+  uint32_t local = 0;
+  uint16_t fd_count = 0;
+  std::vector<UniqueFd> fds;
+};
+
+class RecordingSink : public ReplySink {
+ public:
+  void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
+                  std::vector<UniqueFd> fds) override {
+    auto r = reply.getRoot<wire::Reply>().asReader();
+    Recorded rec;
+    rec.id = r.getId();
+    rec.status = static_cast<Status>(r.getStatus());
+    rec.which = r.which();
+    rec.limit = r.getLimit().cStr();
+    rec.fd_count = r.getFdCount();
+    if (rec.which == wire::Reply::NAME) rec.name = r.getName();
+    if (rec.which == wire::Reply::MESSAGE) {
+      auto b = r.getMessage().getBody();
+      rec.body.assign(reinterpret_cast<const char*>(b.begin()), b.size());
+      rec.local = r.getMessage().getLocal();
+    }
+    rec.fds = std::move(fds);
+    replies[task].push_back(std::move(rec));
+  }
+
+  // Takes the replies recorded for `task` so far.
+  std::vector<Recorded> take(ipc::TaskId task) {
+    auto out = std::move(replies[task]);
+    replies[task].clear();
+    return out;
+  }
+
+  std::map<ipc::TaskId, std::vector<Recorded>> replies;
+};
+
+class DriverTest : public ::testing::Test {
+ protected:
+  DriverTest() : driver_(io_, core_, sink_) {}
+
+  void SetUp() override {
+    ASSERT_EQ(driver_.attach(kA, {100, 1000, 1000}), Status::kSuccess);
+    ASSERT_EQ(driver_.attach(kB, {200, 1000, 1000}), Status::kSuccess);
+  }
+
+  void handle(ipc::TaskId task, uint64_t id, RequestBody body, std::vector<UniqueFd> fds = {}) {
+    DecodedRequest r;
+    r.id = id;
+    r.fd_count = static_cast<uint16_t>(fds.size());
+    r.body = std::move(body);
+    driver_.handle(task, std::move(r), std::move(fds));
+  }
+
+  // Handles one request and returns its single immediate reply.
+  Recorded call(ipc::TaskId task, uint64_t id, RequestBody body, std::vector<UniqueFd> fds = {}) {
+    handle(task, id, std::move(body), std::move(fds));
+    auto got = sink_.take(task);
+    EXPECT_EQ(got.size(), 1u);
+    if (got.empty()) return {};
+    EXPECT_EQ(got[0].id, id);
+    return std::move(got[0]);
+  }
+
+  ipc::Name allocate(ipc::TaskId task) {
+    Recorded r = call(task, 9000 + next_++, req::Allocate{ipc::Right::kReceive});
+    EXPECT_EQ(r.status, Status::kSuccess);
+    return r.name;
+  }
+
+  static req::Send text_to(ipc::Name port, const std::string& text,
+                           ipc::Disposition d = ipc::Disposition::kMakeSend,
+                           int64_t timeout_ms = -1) {
+    req::Send s;
+    s.message.remote = port;
+    s.message.remote_disposition = d;
+    s.message.body.assign(text.begin(), text.end());
+    s.options.timeout_ms = timeout_ms;
+    return s;
+  }
+
+  static req::Receive receive_on(ipc::Name port, int64_t timeout_ms) {
+    req::Receive r;
+    r.options.name = port;
+    r.options.timeout_ms = timeout_ms;
+    return r;
+  }
+
+  static UniqueFd memfd(const std::string& text, bool seal) {
+    UniqueFd fd(::memfd_create("driver_test", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    EXPECT_EQ(::write(fd.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    if (seal)
+      EXPECT_EQ(
+          ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+          0);
+    return fd;
+  }
+
+  void run_for(int ms) {
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(ms));
+  }
+
+  static constexpr ipc::TaskId kA = 1;
+  static constexpr ipc::TaskId kB = 2;
+  asio::io_context io_;
+  ipc::Core core_;
+  RecordingSink sink_;
+  Driver driver_;
+  int next_ = 0;
+};
+
+TEST_F(DriverTest, ParkedReceiveCompletesOnAnotherTasksSend) {
+  Recorded in = call(kA, 10, req::BootstrapCheckIn{"com.test.svc"});
+  ASSERT_EQ(in.status, Status::kSuccess);
+  handle(kA, 11, receive_on(in.name, -1));
+  EXPECT_TRUE(sink_.take(kA).empty());
+  EXPECT_EQ(driver_.parked_count(), 1u);
+  EXPECT_EQ(driver_.timer_count(), 0u);  // waits forever: no timer
+
+  Recorded look = call(kB, 20, req::BootstrapLookUp{"com.test.svc", 0});
+  ASSERT_EQ(look.status, Status::kSuccess);
+  EXPECT_EQ(call(kB, 21, text_to(look.name, "from B", ipc::Disposition::kCopySend)).status,
+            Status::kSuccess);
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 11u);
+  EXPECT_EQ(got[0].status, Status::kSuccess);
+  EXPECT_EQ(got[0].body, "from B");
+  EXPECT_EQ(got[0].local, in.name);
+  EXPECT_EQ(driver_.parked_count(), 0u);
+}
+
+TEST_F(DriverTest, CompletionIsRoutedToTheParkedRequest) {
+  const ipc::Name port = allocate(kA);
+  handle(kA, 10, receive_on(port, -1));
+  handle(kA, 11, text_to(port, "routed"));
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, 11u);  // the send's own reply first
+  EXPECT_EQ(got[0].status, Status::kSuccess);
+  EXPECT_EQ(got[1].id, 10u);  // then the completion
+  EXPECT_EQ(got[1].status, Status::kSuccess);
+  EXPECT_EQ(got[1].which, wire::Reply::MESSAGE);
+  EXPECT_EQ(got[1].body, "routed");
+  EXPECT_EQ(got[1].local, port);
+  EXPECT_EQ(driver_.parked_count(), 0u);
+}
+
+TEST_F(DriverTest, TimerExpiresAParkedReceive) {
+  const ipc::Name port = allocate(kA);
+  handle(kA, 10, receive_on(port, 20));
+  EXPECT_EQ(driver_.timer_count(), 1u);
+  run_for(200);
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 10u);
+  EXPECT_EQ(got[0].status, Status::kRcvTimedOut);
+  EXPECT_EQ(driver_.parked_count(), 0u);
+  EXPECT_EQ(driver_.timer_count(), 0u);
+}
+
+TEST_F(DriverTest, CompletionCancelsTheTimer) {
+  const ipc::Name port = allocate(kA);
+  handle(kA, 10, receive_on(port, 30));
+  handle(kA, 11, text_to(port, "in time"));
+  EXPECT_EQ(sink_.take(kA).size(), 2u);
+  EXPECT_EQ(driver_.timer_count(), 0u);
+  run_for(100);
+  EXPECT_TRUE(sink_.take(kA).empty());  // no late timed-out reply
+}
+
+TEST_F(DriverTest, CancelAnswersTheParkedRequestThenTheCancel) {
+  const ipc::Name port = allocate(kA);
+  handle(kA, 10, receive_on(port, 1000));
+  handle(kA, 11, req::Cancel{10});
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, 10u);
+  EXPECT_EQ(got[0].status, Status::kRcvInterrupted);
+  EXPECT_EQ(got[1].id, 11u);
+  EXPECT_EQ(got[1].status, Status::kSuccess);
+  EXPECT_EQ(driver_.timer_count(), 0u);
+  EXPECT_EQ(call(kA, 12, req::Cancel{10}).status, Status::kNotFound);
+}
+
+TEST_F(DriverTest, DuplicateIdOfAParkedRequestIsRefused) {
+  const ipc::Name port = allocate(kA);
+  handle(kA, 10, receive_on(port, -1));
+  EXPECT_EQ(call(kA, 10, req::Names{}).status, Status::kInvalidArgument);
+  EXPECT_EQ(driver_.parked_count(), 1u);
+}
+
+TEST_F(DriverTest, RefusedRequestsAreAnsweredWithTheirStatusAndLimit) {
+  DecodedRequest r;
+  r.id = 5;
+  r.refusal = Refusal{Status::kSendTooLarge, ipc::Limit::kMessageBytes, "test"};
+  driver_.handle(kA, std::move(r), {});
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].status, Status::kSendTooLarge);
+  EXPECT_EQ(got[0].limit, "message_bytes");
+}
+
+TEST_F(DriverTest, DetachDropsParkedRequestsAndTimers) {
+  const ipc::Name port = allocate(kA);
+  handle(kA, 10, receive_on(port, 20));
+  handle(kA, 11, receive_on(port, -1));
+  EXPECT_EQ(driver_.parked_count(), 2u);
+  driver_.detach(kA);
+  EXPECT_FALSE(driver_.attached(kA));
+  EXPECT_EQ(driver_.parked_count(), 0u);
+  EXPECT_EQ(driver_.timer_count(), 0u);
+  run_for(100);  // the cancelled timer's handler must not touch anything
+  EXPECT_TRUE(sink_.take(kA).empty());
+  EXPECT_FALSE(core_.task_exists(kA));
+}
+
+TEST_F(DriverTest, SendReceiveRunsTheReceiveAfterTheSend) {
+  const ipc::Name port = allocate(kA);
+  req::SendReceive sr;
+  sr.message.remote = port;
+  sr.message.remote_disposition = ipc::Disposition::kMakeSend;
+  sr.message.body = {'r', 't'};
+  sr.receive.name = port;
+  sr.receive.timeout_ms = 0;
+  handle(kA, 10, std::move(sr));
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);  // one reply for both phases
+  EXPECT_EQ(got[0].id, 10u);
+  EXPECT_EQ(got[0].status, Status::kSuccess);
+  EXPECT_EQ(got[0].body, "rt");
+}
+
+TEST_F(DriverTest, SendReceiveSendErrorIsTheAnswer) {
+  const ipc::Name port = allocate(kA);
+  req::SendReceive sr;
+  sr.message.remote = port + (1u << 8);  // no such name
+  sr.message.remote_disposition = ipc::Disposition::kCopySend;
+  sr.receive.name = port;
+  handle(kA, 10, std::move(sr));
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].status, Status::kSendInvalidDest);
+  EXPECT_EQ(driver_.parked_count(), 0u);
+}
+
+TEST_F(DriverTest, OolFdsAreHeldWhileQueuedAndDeliveredInOrder) {
+  const ipc::Name port = allocate(kA);
+  req::Send s = text_to(port, "with fds");
+  s.message.descriptors.push_back(ipc::OolIn{0, 5, false, false});
+  s.message.descriptors.push_back(ipc::PortDescIn{ipc::kNameNull, ipc::Disposition::kCopySend});
+  s.message.descriptors.push_back(ipc::OolIn{0, 6, false, false});
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd("first", true));
+  fds.push_back(memfd("second", true));
+  EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSuccess);
+  EXPECT_EQ(driver_.attachment_count(), 2u);
+
+  Recorded r = call(kA, 11, receive_on(port, 0));
+  ASSERT_EQ(r.status, Status::kSuccess);
+  EXPECT_EQ(r.fd_count, 2u);
+  ASSERT_EQ(r.fds.size(), 2u);
+  char buf[16] = {};
+  ASSERT_EQ(::pread(r.fds[0].get(), buf, sizeof buf, 0), 5);
+  EXPECT_EQ(std::string(buf, 5), "first");
+  ASSERT_EQ(::pread(r.fds[1].get(), buf, sizeof buf, 0), 6);
+  EXPECT_EQ(std::string(buf, 6), "second");
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+}
+
+TEST_F(DriverTest, UnsealedOolIsRefusedAndNothingIsHeld) {
+  const ipc::Name port = allocate(kA);
+  req::Send s = text_to(port, "bad");
+  s.message.descriptors.push_back(ipc::OolIn{0, 3, false, false});
+  s.message.descriptors.push_back(ipc::OolIn{0, 3, false, false});
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd("abc", true));
+  fds.push_back(memfd("abc", false));  // the second is not sealed
+  EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSendInvalidMemory);
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+}
+
+TEST_F(DriverTest, FailedSendReleasesItsAttachments) {
+  req::Send s = text_to(0x4242, "nowhere", ipc::Disposition::kCopySend);
+  s.message.descriptors.push_back(ipc::OolIn{0, 3, false, false});
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd("abc", true));
+  EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSendInvalidDest);
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+}
+
+TEST_F(DriverTest, DestroyedQueueReleasesAttachments) {
+  const ipc::Name port = allocate(kA);
+  req::Send s = text_to(port, "dropped");
+  s.message.descriptors.push_back(ipc::OolIn{0, 3, false, false});
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd("abc", true));
+  EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSuccess);
+  EXPECT_EQ(driver_.attachment_count(), 1u);
+  EXPECT_EQ(call(kA, 11, req::Destroy{port}).status, Status::kSuccess);
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+}
+
+TEST_F(DriverTest, ParkedSendTimesOutAndKeepsNothing) {
+  const ipc::Name port = allocate(kA);
+  EXPECT_EQ(call(kA, 10, req::SetAttributes{port, 0}).status, Status::kSuccess);  // rendezvous
+  req::Send s = text_to(port, "waits", ipc::Disposition::kMakeSend, 20);
+  s.message.descriptors.push_back(ipc::OolIn{0, 3, false, false});
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd("abc", true));
+  handle(kA, 11, std::move(s), std::move(fds));
+  EXPECT_TRUE(sink_.take(kA).empty());
+  EXPECT_EQ(driver_.attachment_count(), 1u);
+  run_for(200);
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 11u);
+  EXPECT_EQ(got[0].status, Status::kSendTimedOut);
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+}
+
+TEST_F(DriverTest, LookUpParksUntilCheckIn) {
+  handle(kA, 10, req::BootstrapLookUp{"com.test.x", -1});
+  EXPECT_TRUE(sink_.take(kA).empty());
+  Recorded in = call(kB, 20, req::BootstrapCheckIn{"com.test.x"});
+  EXPECT_EQ(in.status, Status::kSuccess);
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 10u);
+  EXPECT_EQ(got[0].status, Status::kSuccess);
+  EXPECT_NE(got[0].name, 0u);
+}
+
+}  // namespace
+}  // namespace portd::server
