@@ -114,12 +114,14 @@ TEST_F(ClientRightsTest, UnusedSendOnceRightFiresASendOnceNotification) {
   EXPECT_EQ(port.status()->sorights, 1u);
   once->reset();
   EXPECT_EQ(task_->type(once_name).status(), Status::kInvalidName);
-  EXPECT_EQ(port.status()->sorights, 0u);
   // Mach: a send-once right destroyed unused sends MACH_NOTIFY_SEND_ONCE to
-  // its port.
+  // its port, through the right itself, which is used up on receipt.
+  EXPECT_EQ(port.status()->msgcount, 1u);
+  EXPECT_EQ(port.status()->sorights, 1u);
   auto notification = port.receive(ReceiveOptions{1000ms});
   ASSERT_EQ(notification.status(), Status::kSuccess);
   EXPECT_EQ(notification->id, static_cast<int32_t>(Notification::kSendOnce));
+  EXPECT_EQ(port.status()->sorights, 0u);
 }
 
 TEST_F(ClientRightsTest, PortSetHandle) {
