@@ -336,7 +336,7 @@ Result<ReceivedMessage> Task::receive(Name name, const ReceiveOptions& options) 
   if (call.status() == Status::kRcvTooLarge) {
     ReceivedMessage too_large;
     too_large.needed_size = call.reply().needed_size;
-    return Result<ReceivedMessage>(Status::kRcvTooLarge, std::move(too_large));
+    return Result<ReceivedMessage>::with_value(Status::kRcvTooLarge, std::move(too_large));
   }
   return call.error<ReceivedMessage>();
 }
@@ -356,7 +356,7 @@ Result<ReceivedMessage> Task::send_receive(OutgoingMessage& message,
   if (call.status() == Status::kRcvTooLarge) {
     ReceivedMessage too_large;
     too_large.needed_size = call.reply().needed_size;
-    return Result<ReceivedMessage>(Status::kRcvTooLarge, std::move(too_large));
+    return Result<ReceivedMessage>::with_value(Status::kRcvTooLarge, std::move(too_large));
   }
   return call.error<ReceivedMessage>();
 }

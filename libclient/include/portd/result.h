@@ -6,6 +6,10 @@
 // reports the size the message needs), so has_value() and ok() are separate
 // questions. detail() is a human explanation when there is one: the errno text
 // of a failed connect, or the name of the quota that refused a request.
+//
+// Reading the value of a Result that has none is a bug in the caller, not an
+// expected failure: it throws std::bad_optional_access (as
+// std::optional::value does) rather than reading garbage.
 #pragma once
 
 #include <cassert>
@@ -27,8 +31,11 @@ class [[nodiscard]] Result {
     assert(status != Status::kSuccess);
   }
   // A status that comes with a value (e.g. MACH_RCV_TOO_LARGE and the size).
-  Result(Status status, T value, std::string detail = {})
-      : status_(status), value_(std::move(value)), detail_(std::move(detail)) {}
+  static Result with_value(Status status, T value) {
+    Result r(std::move(value));
+    r.status_ = status;
+    return r;
+  }
 
   bool ok() const noexcept { return status_ == Status::kSuccess; }
   explicit operator bool() const noexcept { return ok(); }
@@ -36,18 +43,9 @@ class [[nodiscard]] Result {
   const std::string& detail() const noexcept { return detail_; }
 
   bool has_value() const noexcept { return value_.has_value(); }
-  T& value() & {
-    assert(has_value());
-    return *value_;
-  }
-  const T& value() const& {
-    assert(has_value());
-    return *value_;
-  }
-  T&& value() && {
-    assert(has_value());
-    return std::move(*value_);
-  }
+  T& value() & { return value_.value(); }
+  const T& value() const& { return value_.value(); }
+  T&& value() && { return std::move(value_.value()); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
