@@ -283,12 +283,19 @@ TEST_F(ClientRawTest, CacheOnFullAnswersWillNotifyAndNotifiesOnAcceptance) {
   EXPECT_EQ(send_to_own(p, "cached", cache), Status::kSendWillNotify);
   // A second cached message from this thread while one is pending.
   EXPECT_EQ(send_to_own(p, "again", cache), Status::kSendNotifyInProgress);
+  // Another thread has its own allowance (the library sends gettid()).
+  Status other_thread = Status::kFailure;
+  std::thread([&] { other_thread = send_to_own(p, "other thread", cache); }).join();
+  EXPECT_EQ(other_thread, Status::kSendWillNotify);
 
   ASSERT_EQ(task_->receive(p, ReceiveOptions{0ms})->body_text(), "one");
   auto accepted = task_->receive(notify, ReceiveOptions{1000ms});
   ASSERT_EQ(accepted.status(), Status::kSuccess);
   EXPECT_EQ(accepted->id, static_cast<int32_t>(Notification::kMsgAccepted));
   EXPECT_EQ(task_->receive(p, ReceiveOptions{0ms})->body_text(), "cached");
+  ASSERT_EQ(task_->receive(notify, ReceiveOptions{1000ms})->id,
+            static_cast<int32_t>(Notification::kMsgAccepted));
+  EXPECT_EQ(task_->receive(p, ReceiveOptions{0ms})->body_text(), "other thread");
 }
 
 TEST_F(ClientRawTest, TooLargeWithAndWithoutLarge) {
