@@ -147,6 +147,32 @@ TEST(ClientTransportTest, RepliesInReverseOrderReachTheirOwnThreads) {
   }
 }
 
+TEST(ClientTransportTest, LeadershipPassesToASleepingWaiter) {
+  // A leads (it asked first and is blocked reading), B sleeps. A's reply
+  // comes first: A must hand leadership to B on its way out, or nobody reads
+  // B's reply and B sleeps forever.
+  for (int round = 0; round < 3; ++round) {
+    Pair pair;
+    auto a = std::async(std::launch::async, [&] { return call_type(*pair.connection, 1); });
+    ScriptedPeer::Seen seen_a, seen_b;
+    ASSERT_TRUE(pair.peer->read(&seen_a));
+    std::this_thread::sleep_for(30ms);  // A is the leader, blocked in poll
+    auto b = std::async(std::launch::async, [&] { return call_type(*pair.connection, 2); });
+    ASSERT_TRUE(pair.peer->read(&seen_b));
+    std::this_thread::sleep_for(30ms);  // B sleeps on its condition variable
+    pair.peer->answer_type(seen_a.id, 10);
+    ASSERT_EQ(a.wait_for(5s), std::future_status::ready);
+    EXPECT_EQ(a.get().value, 10u);
+    std::this_thread::sleep_for(10ms);  // A has left; nothing else is asked
+    pair.peer->answer_type(seen_b.id, 20);
+    if (b.wait_for(5s) != std::future_status::ready) {
+      ADD_FAILURE() << "B was never woken to read its own reply";
+      pair.connection->shutdown("test gave up");
+    }
+    EXPECT_EQ(b.get().value, 20u);
+  }
+}
+
 TEST(ClientTransportTest, RequestIdsAreUniqueAndNonZero) {
   Pair pair;
   auto first = std::async(std::launch::async, [&] { return call_type(*pair.connection, 1); });
