@@ -46,8 +46,9 @@ struct Quota {
   uint64_t bootstrap_names = 0;
   uint64_t parked_requests = 0;
 
-  uint64_t& operator[](Limit l);
-  uint64_t operator[](Limit l) const;
+  // The counter for `l`, or null for the per-message limits.
+  uint64_t* find(Limit l);
+  const uint64_t* find(Limit l) const;
 };
 
 struct Limits {
