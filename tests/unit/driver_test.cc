@@ -116,10 +116,11 @@ class DriverTest : public ::testing::Test {
   static UniqueFd memfd(const std::string& text, bool seal) {
     UniqueFd fd(::memfd_create("driver_test", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     EXPECT_EQ(::write(fd.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
-    if (seal)
+    if (seal) {
       EXPECT_EQ(
           ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
           0);
+    }
     return fd;
   }
 
