@@ -360,5 +360,30 @@ TEST_F(DriverTest, LookUpParksUntilCheckIn) {
   EXPECT_NE(got[0].name, 0u);
 }
 
+// A refusal by a core quota names the limit in the reply.
+TEST(DriverLimits, CoreRefusalNamesTheLimit) {
+  asio::io_context io;
+  ipc::Limits limits;
+  limits.per_task.ports = 2;
+  ipc::Core core(limits);
+  RecordingSink sink;
+  Driver driver(io, core, sink);
+  ASSERT_EQ(driver.attach(1, {100, 1000, 1000}), Status::kSuccess);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    DecodedRequest r;
+    r.id = id;
+    r.body = req::Allocate{ipc::Right::kReceive};
+    driver.handle(1, std::move(r), {});
+  }
+  auto got = sink.take(1);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].status, Status::kSuccess);
+  EXPECT_EQ(got[1].status, Status::kSuccess);
+  EXPECT_TRUE(got[1].limit.empty());
+  EXPECT_EQ(got[2].status, Status::kResourceShortage);
+  EXPECT_EQ(got[2].limit, "ports");
+  EXPECT_EQ(got[2].which, wire::Reply::NONE);
+}
+
 }  // namespace
 }  // namespace portd::server
