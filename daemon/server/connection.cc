@@ -213,9 +213,12 @@ void Connection::refuse_and_close(uint64_t id, Status status, ipc::Limit limit, 
 void Connection::send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds) {
   if (closed_) return;  // fds close here
   writer_.append(frame, std::move(fds));
-  if (!paused_ && writer_.pending_bytes() > server_.options().max_unsent) {
+  const auto& o = server_.options();
+  if (!paused_ &&
+      (writer_.pending_bytes() > o.max_unsent || writer_.pending_fds() > o.max_unsent_fds)) {
     paused_ = true;
-    spdlog::debug("task {}: {} reply bytes unsent, reading paused", task_, writer_.pending_bytes());
+    spdlog::debug("task {}: {} reply bytes and {} fds unsent, reading paused", task_,
+                  writer_.pending_bytes(), writer_.pending_fds());
   }
   server_.mark_dirty(shared_from_this());
 }
@@ -247,7 +250,10 @@ void Connection::flush() {
     return;
   }
   if (r == -EAGAIN) {
-    if (paused_ && writer_.pending_bytes() <= server_.options().max_unsent / 2) resume_reading();
+    const auto& o = server_.options();
+    if (paused_ && writer_.pending_bytes() <= o.max_unsent / 2 &&
+        writer_.pending_fds() <= o.max_unsent_fds / 2)
+      resume_reading();
     wait_writable();
     return;
   }
@@ -257,7 +263,8 @@ void Connection::flush() {
 
 void Connection::resume_reading() {
   paused_ = false;
-  spdlog::debug("task {}: {} reply bytes unsent, reading resumed", task_, writer_.pending_bytes());
+  spdlog::debug("task {}: {} reply bytes and {} fds unsent, reading resumed", task_,
+                writer_.pending_bytes(), writer_.pending_fds());
   schedule_read();
 }
 
