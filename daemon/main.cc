@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: stopping", signo);
     server.stop();
   });
-  server.start();
+  if (!server.start()) return 1;
   std::fprintf(stdout, "portd listening on %s\n", path.c_str());
   std::fflush(stdout);
 

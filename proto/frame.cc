@@ -14,6 +14,8 @@ namespace {
 // Room for the ancillary data of one recvmsg: SCM_MAX_FD (253) fds.
 constexpr size_t kMaxFdsPerRecv = 253;
 constexpr size_t kReadChunk = 64 * 1024;
+// The writer drops its sent prefix once it is at least this large.
+constexpr size_t kCompactBytes = 1u << 20;
 
 uint32_t load_u32(const char* p) {
   uint32_t v;
@@ -206,13 +208,24 @@ bool FrameReader::take_fds(size_t n, std::vector<UniqueFd>* out) {
 // FrameWriter
 
 void FrameWriter::append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds) {
-  if (sent_ == out_.size() && sent_ != 0) {
-    out_.clear();
-    sent_ = 0;
-  }
+  // Amortized: the sent prefix is dropped once it is large and at least half
+  // of what is held.
+  if (sent_ != 0 && (sent_ == out_.size() || (sent_ >= kCompactBytes && 2 * sent_ >= out_.size())))
+    compact();
   const size_t offset = out_.size();
   append_message(out_, message);
-  if (!fds.empty()) batches_.push_back(FdBatch{offset, std::move(fds)});
+  if (!fds.empty()) {
+    pending_fds_ += fds.size();
+    batches_.push_back(FdBatch{offset, std::move(fds)});
+  }
+}
+
+void FrameWriter::compact() {
+  out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(sent_));
+  // A batch is dropped as soon as its fds are sent, so every batch left
+  // starts at or after sent_.
+  for (auto& b : batches_) b.offset -= sent_;
+  sent_ = 0;
 }
 
 int FrameWriter::write_to(int fd) {
@@ -255,7 +268,10 @@ int FrameWriter::write_to(int fd) {
     } while (n < 0 && errno == EINTR);
     if (n < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     sent_ += static_cast<size_t>(n);
-    if (batch != nullptr) batches_.pop_front();  // the kernel holds them now
+    if (batch != nullptr) {
+      pending_fds_ -= batch->fds.size();
+      batches_.pop_front();  // the kernel holds them now
+    }
   }
   out_.clear();
   sent_ = 0;

@@ -135,9 +135,14 @@ Refusal decode_send_options(wire::SendOptions::Reader in, ipc::SendOptions* out)
   o.cache = in.getCache();
   o.notify = in.getNotify();
   o.thread = in.getThread();
-  if (o.cache && o.notify != ipc::kNameNull &&
-      !decode_notify_disposition(in.getNotifyDisposition(), &o.notify_disposition))
-    return refuse(Status::kSendInvalidNotify, "invalid notify port disposition");
+  // GNU Mach's notify port is a receive right the kernel makes a send-once
+  // right from: MAKE_SEND_ONCE (0 on the wire means that too).
+  if (o.cache) {
+    const uint8_t d = in.getNotifyDisposition();
+    if (d != 0 && d != static_cast<uint8_t>(Disposition::kMakeSendOnce))
+      return refuse(Status::kSendInvalidNotify, "notify disposition is not MAKE_SEND_ONCE");
+    o.notify_disposition = Disposition::kMakeSendOnce;
+  }
   *out = o;
   return kAccepted;
 }

@@ -213,7 +213,13 @@ void Connection::refuse_and_close(uint64_t id, Status status, ipc::Limit limit, 
 void Connection::send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds) {
   if (closed_) return;  // fds close here
   writer_.append(frame, std::move(fds));
-  if (writer_.pending_bytes() > server_.options().max_unsent) paused_ = true;
+  const auto& o = server_.options();
+  if (!paused_ &&
+      (writer_.pending_bytes() > o.max_unsent || writer_.pending_fds() > o.max_unsent_fds)) {
+    paused_ = true;
+    spdlog::debug("task {}: {} reply bytes and {} fds unsent, reading paused", task_,
+                  writer_.pending_bytes(), writer_.pending_fds());
+  }
   server_.mark_dirty(shared_from_this());
 }
 
@@ -240,22 +246,26 @@ void Connection::flush() {
       close(closing_reason_, closing_why_);
       return;
     }
-    if (paused_) {
-      paused_ = false;
-      schedule_read();
-    }
+    if (paused_) resume_reading();
     return;
   }
   if (r == -EAGAIN) {
-    if (paused_ && writer_.pending_bytes() <= server_.options().max_unsent / 2) {
-      paused_ = false;
-      schedule_read();
-    }
+    const auto& o = server_.options();
+    if (paused_ && writer_.pending_bytes() <= o.max_unsent / 2 &&
+        writer_.pending_fds() <= o.max_unsent_fds / 2)
+      resume_reading();
     wait_writable();
     return;
   }
   close(r == -EPIPE || r == -ECONNRESET ? CloseReason::kEof : CloseReason::kError,
         std::string("sendmsg: ") + std::strerror(-r));
+}
+
+void Connection::resume_reading() {
+  paused_ = false;
+  spdlog::debug("task {}: {} reply bytes and {} fds unsent, reading resumed", task_,
+                writer_.pending_bytes(), writer_.pending_fds());
+  schedule_read();
 }
 
 // ---------------------------------------------------------------------------

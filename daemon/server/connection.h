@@ -75,6 +75,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void wait_readable();
   void wait_writable();
   void read_some();
+  void resume_reading();
   // Decodes and dispatches the complete frames in the reader. False if the
   // connection closed meanwhile.
   bool process_frames();

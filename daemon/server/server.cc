@@ -35,14 +35,15 @@ Server::~Server() {
   *alive_ = false;
 }
 
-void Server::start() {
+bool Server::start() {
   asio::error_code ec;
   accept_watch_.assign(listener_.fd(), ec);
   if (ec) {
-    spdlog::error("cannot watch the listening socket: {}", ec.message());
-    return;
+    spdlog::critical("cannot watch the listening socket: {}", ec.message());
+    return false;
   }
   wait_accept();
+  return true;
 }
 
 void Server::stop() {

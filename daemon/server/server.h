@@ -39,8 +39,10 @@ struct ServerOptions {
   // Bytes one connection may read in one event-loop turn before the others
   // get theirs.
   size_t read_budget = 256 * 1024;
-  // Unsent reply bytes above which a connection is no longer read from.
+  // Unsent reply bytes, or fds, above which a connection is no longer read
+  // from (fds handed to the writer are no longer charged by the core).
   size_t max_unsent = 16u << 20;
+  size_t max_unsent_fds = 1024;
 };
 
 class Server : public ReplySink {
@@ -50,8 +52,9 @@ class Server : public ReplySink {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Starts accepting.
-  void start();
+  // Starts accepting. False (and logged) if the listening socket cannot be
+  // watched.
+  bool start();
   // Stops accepting, closes every connection (destroying its task, as on a
   // disconnect), and removes the socket file. The io_context then runs out
   // of work. Idempotent.

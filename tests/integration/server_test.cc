@@ -110,10 +110,11 @@ UniqueFd sealed_memfd(const std::string& text, bool seal = true) {
   UniqueFd fd(::memfd_create("server_test", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   EXPECT_TRUE(fd.valid());
   EXPECT_EQ(::write(fd.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
-  if (seal)
+  if (seal) {
     EXPECT_EQ(
         ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
         0);
+  }
   return fd;
 }
 
@@ -687,6 +688,51 @@ TEST(ServerRobustness, MutatedFramesNeverHurtTheDaemon) {
   ASSERT_NE(good.hello(), 0u);
   EXPECT_NE(allocate(good, 2), 0u);
   EXPECT_TRUE(daemon.running());
+}
+
+// A client that sends requests and never reads its replies: the daemon stops
+// reading from it once 16 MiB of replies wait, serves everyone else
+// meanwhile, and loses nothing when the client finally reads.
+TEST(ServerFlowControl, UnreadRepliesPauseTheClientNotTheDaemon) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  RawClient flood(daemon.socket_path());
+  const uint64_t task = flood.hello("flood");
+  ASSERT_NE(task, 0u);
+
+  // 2000 names make each names() reply about 16 KiB (8 bytes a name).
+  constexpr int kPorts = 2000;
+  for (int i = 0; i < kPorts; ++i)
+    ASSERT_TRUE(flood.request(100 + i, [](auto r) { r.initAllocate().setRight(kRightReceive); }));
+  for (int i = 0; i < kPorts; ++i) ASSERT_EQ(next(flood).status, code(Status::kSuccess));
+
+  // 1500 names requests in one write (so the client itself never blocks):
+  // about 24 MiB of replies, none read yet.
+  constexpr int kRequests = 1500;
+  std::vector<char> batch;
+  for (int i = 0; i < kRequests; ++i) {
+    capnp::MallocMessageBuilder message;
+    auto r = message.initRoot<wire::Request>();
+    r.setId(10000 + i);
+    r.setNames();
+    auto frame = proto::encode_frame(message);
+    batch.insert(batch.end(), frame.begin(), frame.end());
+  }
+  ASSERT_TRUE(flood.send_bytes(batch.data(), batch.size()));
+  EXPECT_TRUE(daemon.wait_for_log("reading paused")) << daemon.log();
+
+  RawClient other(daemon.socket_path());
+  ASSERT_NE(other.hello("other"), 0u);
+  EXPECT_NE(allocate(other, 2), 0u);
+
+  for (int i = 0; i < kRequests; ++i) {
+    Got g = next(flood);
+    ASSERT_TRUE(g.ok) << i;
+    ASSERT_EQ(g.id, static_cast<uint64_t>(10000 + i));
+    ASSERT_EQ(g.status, code(Status::kSuccess));
+    ASSERT_EQ(g.which, wire::Reply::NAMES);
+  }
+  EXPECT_TRUE(daemon.wait_for_log("reading resumed")) << daemon.log();
 }
 
 // ---------------------------------------------------------------------------

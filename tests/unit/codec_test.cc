@@ -565,17 +565,19 @@ TEST(CodecRefuse, FdCountMustMatchTheOutOfLineDescriptors) {
 }
 
 TEST(CodecRefuse, CacheNotifyDisposition) {
-  expect_refused(decode([](auto r) {
-                   auto s = r.initSend();
-                   auto m = s.initMessage();
-                   m.setRemote(0x103);
-                   m.setRemoteDisposition(19);
-                   auto o = s.initOptions();
-                   o.setCache(true);
-                   o.setNotify(0x333);
-                   o.setNotifyDisposition(19);
-                 }),
-                 Status::kSendInvalidNotify);
+  for (uint8_t bad : {18, 19, 16, 255}) {
+    expect_refused(decode([&](auto r) {
+                     auto s = r.initSend();
+                     auto m = s.initMessage();
+                     m.setRemote(0x103);
+                     m.setRemoteDisposition(19);
+                     auto o = s.initOptions();
+                     o.setCache(true);
+                     o.setNotify(0x333);
+                     o.setNotifyDisposition(bad);
+                   }),
+                   Status::kSendInvalidNotify);
+  }
 }
 
 TEST(CodecRefuse, BootstrapNames) {

@@ -116,10 +116,11 @@ class DriverTest : public ::testing::Test {
   static UniqueFd memfd(const std::string& text, bool seal) {
     UniqueFd fd(::memfd_create("driver_test", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     EXPECT_EQ(::write(fd.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
-    if (seal)
+    if (seal) {
       EXPECT_EQ(
           ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
           0);
+    }
     return fd;
   }
 
@@ -357,6 +358,31 @@ TEST_F(DriverTest, LookUpParksUntilCheckIn) {
   EXPECT_EQ(got[0].id, 10u);
   EXPECT_EQ(got[0].status, Status::kSuccess);
   EXPECT_NE(got[0].name, 0u);
+}
+
+// A refusal by a core quota names the limit in the reply.
+TEST(DriverLimits, CoreRefusalNamesTheLimit) {
+  asio::io_context io;
+  ipc::Limits limits;
+  limits.per_task.ports = 2;
+  ipc::Core core(limits);
+  RecordingSink sink;
+  Driver driver(io, core, sink);
+  ASSERT_EQ(driver.attach(1, {100, 1000, 1000}), Status::kSuccess);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    DecodedRequest r;
+    r.id = id;
+    r.body = req::Allocate{ipc::Right::kReceive};
+    driver.handle(1, std::move(r), {});
+  }
+  auto got = sink.take(1);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].status, Status::kSuccess);
+  EXPECT_EQ(got[1].status, Status::kSuccess);
+  EXPECT_TRUE(got[1].limit.empty());
+  EXPECT_EQ(got[2].status, Status::kResourceShortage);
+  EXPECT_EQ(got[2].limit, "ports");
+  EXPECT_EQ(got[2].which, wire::Reply::NONE);
 }
 
 }  // namespace

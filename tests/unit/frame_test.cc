@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -297,6 +298,93 @@ TEST(FrameTest, FdsSurvivePartialWritesOfLargeFrames) {
   }
   EXPECT_EQ(ids, (std::vector<uint64_t>{1, 2}));
   EXPECT_GT(eagain, 0);  // the test did exercise partial writes
+}
+
+// A connection whose writer never quite drains (the peer reads about as fast
+// as frames are appended) must not grow its buffer without bound, and frames
+// and fds must survive the writer dropping its sent prefix.
+TEST(FrameTest, WriterThatNeverDrainsStaysBounded) {
+  SocketPair sp;
+  FrameWriter writer;
+  FrameReader reader;
+  constexpr int kRounds = 300;
+  constexpr unsigned kBody = 100 * 1024;  // 30 MB in all
+  size_t max_held = 0;
+  int busy_appends = 0;
+  uint64_t expected = 1;
+  size_t fds_expected = 0;
+
+  auto consume = [&](bool one_only) {
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      bool got = false;
+      while (reader.next() == FrameReader::Next::kFrame) {
+        auto request = reader.frame().getRoot<wire::Request>();
+        EXPECT_EQ(request.getId(), expected);
+        EXPECT_EQ(request.getSend().getMessage().getBody().size(), kBody);
+        std::vector<UniqueFd> fds;
+        EXPECT_TRUE(reader.take_fds(request.getFdCount(), &fds));
+        for (auto& fd : fds) EXPECT_EQ(content_of(fd.get()), "fd " + std::to_string(expected));
+        fds_expected -= fds.size();
+        ++expected;
+        got = true;
+      }
+      if (got && one_only) return;
+      const long n = reader.read_from(sp.b.get());
+      if (n == -EAGAIN) {
+        if (!writer.empty()) {
+          const int w = writer.write_to(sp.a.get());
+          ASSERT_TRUE(w == 0 || w == -EAGAIN);
+        } else if (!one_only) {
+          return;
+        }
+        continue;
+      }
+      ASSERT_GT(n, 0) << reader.error();
+    }
+  };
+
+  for (int round = 1; round <= kRounds; ++round) {
+    if (!writer.empty()) ++busy_appends;
+    capnp::MallocMessageBuilder message;
+    auto request = message.initRoot<wire::Request>();
+    request.setId(round);
+    request.initSend().initMessage().initBody(kBody);
+    std::vector<UniqueFd> fds;
+    if (round % 10 == 0) {
+      fds.push_back(memfd_with("fd " + std::to_string(round)));
+      request.setFdCount(1);
+    }
+    fds_expected += fds.size();
+    writer.append(message, std::move(fds));
+    const int w = writer.write_to(sp.a.get());
+    ASSERT_TRUE(w == 0 || w == -EAGAIN);
+    max_held = std::max(max_held, writer.held_bytes());
+    if (round > 3) consume(true);  // stay a few frames behind
+  }
+  while (!writer.empty()) {
+    consume(true);
+  }
+  consume(false);
+  EXPECT_EQ(expected, static_cast<uint64_t>(kRounds + 1));
+  EXPECT_EQ(fds_expected, 0u);
+  EXPECT_EQ(writer.pending_fds(), 0u);
+  EXPECT_GT(busy_appends, kRounds / 2);  // the writer was rarely empty
+  EXPECT_LT(max_held, size_t{4} << 20);  // not the 30 MB that went through
+}
+
+TEST(FrameTest, WriterCountsPendingFds) {
+  SocketPair sp;
+  FrameWriter writer;
+  capnp::MallocMessageBuilder message;
+  message.initRoot<wire::Request>().setFdCount(2);
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd_with("a"));
+  fds.push_back(memfd_with("b"));
+  writer.append(message, std::move(fds));
+  writer.append(message);
+  EXPECT_EQ(writer.pending_fds(), 2u);
+  ASSERT_EQ(writer.write_to(sp.a.get()), 0);
+  EXPECT_EQ(writer.pending_fds(), 0u);
 }
 
 TEST(FrameTest, TakeFdsFailsWhenFewerArrived) {

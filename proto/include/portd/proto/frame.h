@@ -113,6 +113,11 @@ class FrameWriter {
 
   bool empty() const { return sent_ == out_.size(); }
   size_t pending_bytes() const { return out_.size() - sent_; }
+  // Fds appended and not yet handed to the kernel.
+  size_t pending_fds() const { return pending_fds_; }
+  // Bytes held, including a prefix already sent that has not been dropped
+  // yet; stays within a small factor of pending_bytes() (tests).
+  size_t held_bytes() const { return out_.size(); }
 
   // Writes as much as `fd` takes. Returns 0 once everything is written,
   // -EAGAIN if the socket is full with data left, or -errno on failure.
@@ -124,8 +129,13 @@ class FrameWriter {
     std::vector<UniqueFd> fds;
   };
 
+  // Drops the bytes already sent, so that a connection that never quite
+  // drains does not grow its buffer forever.
+  void compact();
+
   std::vector<char> out_;
   size_t sent_ = 0;
+  size_t pending_fds_ = 0;
   std::deque<FdBatch> batches_;
 };
 
