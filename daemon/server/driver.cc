@@ -162,6 +162,10 @@ void Driver::do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
   if (s == Status::kSendInProgress) {
     park(token, task, id, then_receive ? ParkedKind::kSendThenReceive : ParkedKind::kSend,
          options.timeout_ms, then_receive);
+  } else if (s == Status::kSendWillNotify) {
+    // Cached: the core owns the message (and its attachments) now. As in GNU
+    // Mach, the status ends a send-then-receive before its receive.
+    reply_status(task, id, s);
   } else if (!ok(s)) {
     // Nothing was consumed: the attachments are still ours.
     release_ool(message);
@@ -183,8 +187,8 @@ void Driver::do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions
   absorb(fx);
   if (s == Status::kRcvInProgress) {
     park(token, task, id, ParkedKind::kReceive, options.timeout_ms);
-  } else if (ok(s)) {
-    reply_message(task, id, out);
+  } else if (carries_message(s)) {
+    reply_message(task, id, out, s);
   } else {
     reply_status(task, id, s, limit, needed);
   }
@@ -373,8 +377,8 @@ void Driver::complete(ipc::Completion& c) {
       }
       break;
     case ParkedKind::kReceive:
-      if (ok(c.status) && c.message) {
-        reply_message(p.task, p.request_id, *c.message);
+      if (carries_message(c.status) && c.message) {
+        reply_message(p.task, p.request_id, *c.message, c.status);
       } else {
         if (c.message) release_ool(*c.message);
         reply_status(p.task, p.request_id, c.status, c.limit, c.needed_size);
@@ -407,7 +411,13 @@ void Driver::reply_status(ipc::TaskId task, uint64_t id, Status status, ipc::Lim
   sink_.post_reply(task, message, {});
 }
 
-void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out) {
+bool Driver::carries_message(Status status) {
+  // A receive whose reply or body rights could not all be named still
+  // delivers the message (with those names MACH_PORT_NULL).
+  return ok(status) || status == Status::kRcvHeaderError || status == Status::kRcvBodyError;
+}
+
+void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, Status status) {
   // The OOL fds leave the table and travel with the reply, in descriptor
   // order; the writer closes them once sent.
   std::vector<proto::UniqueFd> fds;
@@ -428,7 +438,7 @@ void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out) 
   }
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<wire::Reply>();
-  encode_reply_header(reply, id, Status::kSuccess);
+  encode_reply_header(reply, id, status);
   reply.setFdCount(static_cast<uint16_t>(fds.size()));
   encode_message(out, reply.initMessage());
   sink_.post_reply(task, message, std::move(fds));

@@ -117,7 +117,9 @@ class Driver {
 
   void reply_status(ipc::TaskId task, uint64_t id, Status status,
                     ipc::Limit limit = ipc::Limit::kNone, uint32_t needed_size = 0);
-  void reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& message);
+  void reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& message,
+                     Status status = Status::kSuccess);
+  static bool carries_message(Status status);
   ipc::Limit refused_limit(Status status) const;
   void tick_clock();
 

@@ -80,6 +80,12 @@ class TaskCall {
   bool answered(wire::Reply::Which which) const {
     return ok(transport_) && ok(reply_.status) && reply_.which == which;
   }
+  // A message delivered with MACH_RCV_HEADER_ERROR or MACH_RCV_BODY_ERROR:
+  // some of its rights could not be named (they arrive as MACH_PORT_NULL).
+  bool delivered_with_error() const {
+    return ok(transport_) && reply_.which == wire::Reply::MESSAGE &&
+           (reply_.status == Status::kRcvHeaderError || reply_.status == Status::kRcvBodyError);
+  }
   ReplyData& reply() { return reply_; }
 
   // The failure as a Result: why, in detail, if we know.
@@ -333,6 +339,8 @@ Result<ReceivedMessage> Task::receive(Name name, const ReceiveOptions& options) 
   detail::encode_receive_options(name, options, request.root.initReceive());
   TaskCall call(*connection_, request.builder);
   if (call.answered(wire::Reply::MESSAGE)) return std::move(*call.reply().message);
+  if (call.delivered_with_error())
+    return Result<ReceivedMessage>::with_value(call.status(), std::move(*call.reply().message));
   if (call.status() == Status::kRcvTooLarge) {
     ReceivedMessage too_large;
     too_large.needed_size = call.reply().needed_size;
@@ -353,6 +361,8 @@ Result<ReceivedMessage> Task::send_receive(OutgoingMessage& message,
   TaskCall call(*connection_, request.builder);
   if (send_receive_consumed(call.status())) message.consumed();
   if (call.answered(wire::Reply::MESSAGE)) return std::move(*call.reply().message);
+  if (call.delivered_with_error())
+    return Result<ReceivedMessage>::with_value(call.status(), std::move(*call.reply().message));
   if (call.status() == Status::kRcvTooLarge) {
     ReceivedMessage too_large;
     too_large.needed_size = call.reply().needed_size;
