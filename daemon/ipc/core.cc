@@ -15,6 +15,7 @@ const Limits& Core::limits() const { return impl_->limits(); }
 void Core::set_limits(const Limits& limits) { impl_->set_limits(limits); }
 Limit Core::last_refused_limit() const { return impl_->last_refused_limit(); }
 void Core::set_now_unix_ms(int64_t now) { impl_->set_now_unix_ms(now); }
+void Core::set_observer(MessageObserver* observer) { impl_->set_observer(observer); }
 
 #define PORTD_FORWARD(call)            \
   do {                                 \

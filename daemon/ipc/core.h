@@ -114,6 +114,7 @@ struct BootstrapEntry {
 };
 
 class CoreImpl;
+class MessageObserver;
 
 class Core {
  public:
@@ -190,6 +191,11 @@ class Core {
                            Name* out, Effects& fx);
   Status bootstrap_unregister(TaskId task, std::string_view name, Effects& fx);
   Status bootstrap_list(TaskId task, std::vector<BootstrapEntry>* out);
+
+  // ---- monitoring -------------------------------------------------------------
+  // Message events go to `observer` (monitor.h) until it is replaced or reset
+  // with nullptr. With none installed, no event is built.
+  void set_observer(MessageObserver* observer);
 
   // For the shell and tests: the implementation (introspection lives there).
   CoreImpl& impl() { return *impl_; }

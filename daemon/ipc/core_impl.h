@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "daemon/ipc/core.h"
+#include "daemon/ipc/monitor.h"
 #include "daemon/ipc/objects.h"
 
 namespace portd::ipc {
@@ -99,6 +100,11 @@ class CoreImpl {
   std::string check_invariants() const;
   // The receiver's name of a port set's member, or of the port itself.
   static Name receiver_name(const Port* p) { return p->receiver_name; }
+
+  // ---- monitoring (monitor.h) ---------------------------------------------
+  // Null: nobody listens, and no event is built.
+  void set_observer(MessageObserver* observer) { observer_ = observer; }
+  MessageObserver* observer() const { return observer_; }
 
   // A right an operation is going to take, once all its rights check out.
   struct Planned {
@@ -251,6 +257,11 @@ class CoreImpl {
   void wake_lookups(const std::string& name, Effects& fx);
   void end_lookup(LookupWaiter* lw, Status status, Effects& fx, Name name = kNameNull);
 
+  // ---- monitoring (monitor.cc) --------------------------------------------
+  // Builds the event for `m` on `port` and hands it to observer_. Callers
+  // test observer_ first, so that nobody pays for an event nobody reads.
+  void observe(MessageEventKind kind, const Port* port, const Message* m, uint64_t seqno = 0);
+
   // ---- parked operations -----------------------------------------------
   using ParkedOp = std::variant<Waiter*, PendingSend*, LookupWaiter*>;
   bool park(Task& t, WaitToken token, ParkedOp op);
@@ -258,6 +269,7 @@ class CoreImpl {
 
   Limits limits_;
   Counters counters_;
+  MessageObserver* observer_ = nullptr;
   Limit last_limit_ = Limit::kNone;
   int64_t now_unix_ms_ = 0;
 

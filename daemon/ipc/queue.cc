@@ -123,12 +123,14 @@ bool CoreImpl::too_large(const Message* m, const ReceiveOptions& o, uint32_t* ne
 void CoreImpl::deliver(Port* port, Message* m, Effects& fx) {
   if (!port->active) {
     ++counters_.messages_destroyed;
+    if (observer_ != nullptr) observe(MessageEventKind::kDestroy, port, m);
     destroy_message(m, fx);
     return;
   }
   if (m->rendezvous == nullptr) {
     ++counters_.messages_sent;
     ++port->msgs_in;
+    if (observer_ != nullptr) observe(MessageEventKind::kSend, port, m);
   }
   m->arrival = next_arrival_++;
   for (;;) {
@@ -178,9 +180,11 @@ void CoreImpl::discard(Message* m, Effects& fx) {
   if (PendingSend* rv = m->rendezvous) {
     m->rendezvous = nullptr;
     ++counters_.messages_sent;
+    if (observer_ != nullptr) observe(MessageEventKind::kSend, m->dest.port, m);
     accept_pending(rv, fx);
   }
   ++counters_.messages_destroyed;
+  if (observer_ != nullptr) observe(MessageEventKind::kDestroy, m->dest.port, m);
   destroy_message(m, fx);
 }
 
@@ -197,7 +201,9 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
   if (m->rendezvous != nullptr) {
     ++counters_.messages_sent;
     ++port->msgs_in;
+    if (observer_ != nullptr) observe(MessageEventKind::kSend, port, m);
   }
+  if (observer_ != nullptr) observe(MessageEventKind::kReceive, port, m, out.trailer.seqno);
 
   // The destination right is used up by the delivery.
   if (m->dest.type == RightType::kSendOnce) {
@@ -275,6 +281,7 @@ void CoreImpl::admit(Port* port, Effects& fx) {
       }
       ++counters_.messages_sent;
       ++port->msgs_in;
+      if (observer_ != nullptr) observe(MessageEventKind::kSend, port, m);
       accept_pending(ps, fx);
     }
     m = next;

@@ -426,6 +426,7 @@ void CoreImpl::reap(Effects& fx) {
           drop_cached(ps, fx);
       } else {
         ++counters_.messages_destroyed;
+        if (observer_ != nullptr) observe(MessageEventKind::kDestroy, p, m);
         destroy_message(m, fx);
       }
     }
