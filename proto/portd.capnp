@@ -223,6 +223,64 @@ struct BootstrapLookUp {
   # 0: answer at once. Negative: wait until the name appears. n: wait n ms.
 }
 
+enum IntrospectWhat {
+  # What an Introspect request looks at (docs/portctl.md has each answer's
+  # JSON schema).
+  status @0;
+  # The daemon: version, uptime, counts, counters. One object.
+  tasks @1;
+  # Tasks, by task id. Filters: `target` (one task id), `pid`.
+  ports @2;
+  # Active ports, by port id.
+  port @3;
+  # One port in detail (`target`: its id). One object.
+  rights @4;
+  # One task's name space (`target`: the task id), by name.
+  sets @5;
+  # Port sets, by set id.
+  names @6;
+  # The bootstrap registry, by name.
+}
+
+struct Introspect {
+  # A read-only look inside the daemon, for portctl. Nothing it does changes
+  # any state. The answer is JSON text, a page at a time: each page does a
+  # bounded amount of work, so a listing of 100,000 ports never holds the
+  # event loop for long. What a caller sees depends on its uid (docs/portctl.md).
+  what @0 :IntrospectWhat;
+  target @1 :UInt64;
+  # port: the port id; rights: the task id; tasks: only this task (0: all).
+  pid @2 :UInt32;
+  # tasks: only tasks of this process (0: all).
+  cursor @3 :Text;
+  # Empty for the first page; then the previous page's `next`. Opaque.
+  limit @4 :UInt32;
+  # Most items per page (0: the daemon's default); the daemon may cap it.
+}
+
+struct MonitorStart {
+  # Subscribes this connection to message events (send, receive, destroy).
+  # A second start replaces the first subscription. All filters given must
+  # match.
+  port @0 :UInt64;
+  # Only events on this port (0: any).
+  name @1 :Text;
+  # Only events on the port this bootstrap name is bound to, resolved now.
+  task @2 :UInt64;
+  # Only events sent by this task or to a port it receives on (0: any).
+  buffer @3 :UInt32;
+  # Events the daemon keeps for this client between polls (0: default).
+  # When it is full, further events are dropped and counted.
+}
+
+struct MonitorPoll {
+  # Takes the buffered events; waits up to `timeoutMs` for one if there are
+  # none (negative: as long as it takes; 0: answer at once).
+  timeoutMs @0 :Int64;
+  max @1 :UInt32;
+  # Most events in one answer (0: the daemon's default).
+}
+
 struct Request {
   id @0 :UInt64;
   # Chosen by the client, echoed in the reply. Must not be 0 and must not
@@ -255,6 +313,12 @@ struct Request {
     bootstrapLookUp @22 :BootstrapLookUp;
     bootstrapUnregister @23 :BootstrapName;
     bootstrapList @24 :Void;
+    introspect @25 :Introspect;
+    monitorStart @26 :MonitorStart;
+    monitorPoll @27 :MonitorPoll;
+    # Answered with monitorEvents. One poll may wait at a time.
+    monitorStop @28 :Void;
+    # Ends the subscription; a waiting poll is answered with what is left.
   }
 }
 
@@ -308,6 +372,14 @@ struct BootstrapEntry {
   sinceUnixMs @4 :Int64;
 }
 
+struct IntrospectionPage {
+  json @0 :Text;
+  # status, port: one JSON object. The listings: a JSON array of this page's
+  # items, in the order of their key (id or name).
+  next @1 :Text;
+  # The cursor for the next page; empty when this page is the last.
+}
+
 struct Reply {
   id @0 :UInt64;
   status @1 :Int32;
@@ -328,5 +400,9 @@ struct Reply {
     attributes @12 :PortStatus;
     message @13 :InMessage;
     bootstrapList @14 :List(BootstrapEntry);
+    introspection @15 :IntrospectionPage;
+    monitorEvents @16 :List(Text);
+    # One JSON object per event, oldest first; a {"event": "lost"} object
+    # where events were dropped because the buffer was full.
   }
 }

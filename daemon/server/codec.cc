@@ -1,5 +1,6 @@
 #include "daemon/server/codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace portd::server {
@@ -166,6 +167,13 @@ Refusal decode_bootstrap_name(capnp::Text::Reader in, std::string* out) {
     return refuse(Status::kInvalidArgument, "bootstrap name contains NUL");
   out->assign(in.begin(), in.size());
   return kAccepted;
+}
+
+bool is_introspection(const RequestBody& body) {
+  return std::holds_alternative<req::Introspect>(body) ||
+         std::holds_alternative<req::MonitorStart>(body) ||
+         std::holds_alternative<req::MonitorPoll>(body) ||
+         std::holds_alternative<req::MonitorStop>(body);
 }
 
 size_t ool_count(const ipc::MessageIn& message) {
@@ -337,6 +345,44 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
       return accepted(std::move(d), std::move(r));
     }
     case wire::Request::BOOTSTRAP_LIST: return accepted(std::move(d), req::BootstrapList{});
+    case wire::Request::INTROSPECT: {
+      auto in = request.getIntrospect();
+      req::Introspect r;
+      const auto what = static_cast<uint16_t>(in.getWhat());
+      if (what > static_cast<uint16_t>(req::IntrospectWhat::kNames))
+        return refused_request(std::move(d),
+                               refuse(Status::kNotSupported, "unknown introspection kind"));
+      r.what = static_cast<req::IntrospectWhat>(what);
+      r.target = in.getTarget();
+      r.pid = in.getPid();
+      auto cursor = in.getCursor();
+      if (cursor.size() > kCursorMax)
+        return refused_request(std::move(d), refuse(Status::kInvalidArgument, "cursor too long"));
+      r.cursor.assign(cursor.begin(), cursor.size());
+      r.limit = in.getLimit() == 0 ? kPageDefault : std::min(in.getLimit(), kPageMax);
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::MONITOR_START: {
+      auto in = request.getMonitorStart();
+      req::MonitorStart r;
+      r.port = in.getPort();
+      r.task = in.getTask();
+      if (in.getName().size() != 0) {
+        if (Refusal f = decode_bootstrap_name(in.getName(), &r.name); refused(f))
+          return refused_request(std::move(d), f);
+      }
+      r.buffer =
+          in.getBuffer() == 0 ? kMonitorBufferDefault : std::min(in.getBuffer(), kMonitorBufferMax);
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::MONITOR_POLL: {
+      auto in = request.getMonitorPoll();
+      req::MonitorPoll r;
+      r.timeout_ms = in.getTimeoutMs();
+      r.max = in.getMax() == 0 ? kMonitorPollDefault : std::min(in.getMax(), kMonitorPollMax);
+      return accepted(std::move(d), r);
+    }
+    case wire::Request::MONITOR_STOP: return accepted(std::move(d), req::MonitorStop{});
   }
   // A variant this daemon does not know (a newer client).
   return refused_request(std::move(d), refuse(Status::kNotSupported, "unknown request kind"));
@@ -431,6 +477,23 @@ void encode_bootstrap_list(const std::vector<ipc::BootstrapEntry>& in, wire::Rep
     e.setPid(in[i].pid);
     e.setPort(in[i].port);
     e.setSinceUnixMs(in[i].since_unix_ms);
+  }
+}
+
+void encode_introspection(std::string_view json, std::string_view next,
+                          wire::Reply::Builder reply) {
+  auto page = reply.initIntrospection();
+  set_text(json, [&](unsigned n) { return page.initJson(n); });
+  set_text(next, [&](unsigned n) { return page.initNext(n); });
+}
+
+void encode_monitor_events(const std::vector<std::string_view>& events,
+                           wire::Reply::Builder reply) {
+  auto list = reply.initMonitorEvents(static_cast<unsigned>(events.size()));
+  for (size_t i = 0; i < events.size(); ++i) {
+    const std::string_view e = events[i];
+    auto out = list.init(static_cast<unsigned>(i), static_cast<unsigned>(e.size()));
+    if (!e.empty()) std::memcpy(out.begin(), e.data(), e.size());
   }
 }
 

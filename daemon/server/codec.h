@@ -38,6 +38,16 @@ namespace portd::server {
 inline constexpr size_t kBootstrapNameMax = 127;
 // The hello command is kept for logs and portctl, cut to this many bytes.
 inline constexpr size_t kCommandMax = 64;
+// Introspection: an opaque cursor is at most this long; pages hold at most
+// kPageMax items (kPageDefault when the client does not say).
+inline constexpr size_t kCursorMax = 256;
+inline constexpr uint32_t kPageDefault = 500;
+inline constexpr uint32_t kPageMax = 2000;
+// Monitoring: events kept per client between polls, and per poll answer.
+inline constexpr uint32_t kMonitorBufferDefault = 4096;
+inline constexpr uint32_t kMonitorBufferMax = 65536;
+inline constexpr uint32_t kMonitorPollDefault = 1024;
+inline constexpr uint32_t kMonitorPollMax = 4096;
 
 // Decoded requests, one struct per Request variant, in core types.
 namespace req {
@@ -125,6 +135,26 @@ struct BootstrapUnregister {
   std::string name;
 };
 struct BootstrapList {};
+// Introspection and monitoring (daemon/server/introspect.h).
+enum class IntrospectWhat : uint8_t { kStatus, kTasks, kPorts, kPort, kRights, kSets, kNames };
+struct Introspect {
+  IntrospectWhat what = IntrospectWhat::kStatus;
+  uint64_t target = 0;
+  uint32_t pid = 0;
+  std::string cursor;             // at most kCursorMax bytes
+  uint32_t limit = kPageDefault;  // 1..kPageMax
+};
+struct MonitorStart {
+  uint64_t port = 0;
+  std::string name;  // empty, or a valid bootstrap name
+  uint64_t task = 0;
+  uint32_t buffer = kMonitorBufferDefault;  // 1..kMonitorBufferMax
+};
+struct MonitorPoll {
+  int64_t timeout_ms = 0;
+  uint32_t max = kMonitorPollDefault;  // 1..kMonitorPollMax
+};
+struct MonitorStop {};
 }  // namespace req
 
 using RequestBody =
@@ -133,7 +163,12 @@ using RequestBody =
                  req::Type, req::Names, req::GetAttributes, req::SetAttributes, req::MoveMember,
                  req::RequestNotification, req::Send, req::Receive, req::SendReceive,
                  req::BootstrapCheckIn, req::BootstrapRegister, req::BootstrapLookUp,
-                 req::BootstrapUnregister, req::BootstrapList>;
+                 req::BootstrapUnregister, req::BootstrapList, req::Introspect, req::MonitorStart,
+                 req::MonitorPoll, req::MonitorStop>;
+
+// True for the requests the introspector answers (introspect.h), not the
+// driver.
+bool is_introspection(const RequestBody& body);
 
 // Why a request was refused before it reached the core.
 struct Refusal {
@@ -179,5 +214,7 @@ void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out);
 void encode_port_status(const ipc::PortStatus& in, wire::PortStatus::Builder out);
 void encode_names(const std::vector<ipc::NameInfo>& in, wire::Reply::Builder reply);
 void encode_bootstrap_list(const std::vector<ipc::BootstrapEntry>& in, wire::Reply::Builder reply);
+void encode_introspection(std::string_view json, std::string_view next, wire::Reply::Builder reply);
+void encode_monitor_events(const std::vector<std::string_view>& events, wire::Reply::Builder reply);
 
 }  // namespace portd::server

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <asio/post.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "daemon/server/server.h"
@@ -30,6 +31,9 @@ Connection::Connection(Server& server, asio::local::stream_protocol::socket sock
       socket_(std::move(socket)),
       task_(task),
       creds_(creds),
+      connected_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count()),
       reader_(server.options().frame_limits) {}
 
 Connection::~Connection() = default;
@@ -160,6 +164,10 @@ bool Connection::on_frame() {
   if (request.refused())
     spdlog::debug("task {}: request {} refused: {} ({})", task_, request.id, request.refusal.why,
                   status_name(request.refusal.status));
+  if (!request.refused() && is_introspection(request.body)) {
+    server_.introspector().handle(task_, creds_, request.id, request.body);
+    return !closed_;
+  }
   server_.driver().handle(task_, std::move(request), std::move(fds));
   return !closed_;
 }

@@ -63,6 +63,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ipc::TaskId task() const { return task_; }
   const ipc::Credentials& credentials() const { return creds_; }
   const std::string& command() const { return command_; }
+  int64_t connected_unix_ms() const { return connected_unix_ms_; }
   bool closed() const { return closed_; }
   bool said_hello() const { return hello_done_; }
   size_t unsent_bytes() const { return writer_.pending_bytes(); }
@@ -88,6 +89,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const ipc::TaskId task_;
   const ipc::Credentials creds_;
   std::string command_;
+  const int64_t connected_unix_ms_;
   proto::FrameReader reader_;
   proto::FrameWriter writer_;
 

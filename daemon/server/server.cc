@@ -5,6 +5,7 @@
 
 #include <asio/post.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace portd::server {
@@ -17,6 +18,19 @@ constexpr int kAcceptBatch = 64;
 // instead of spinning on a listening socket that stays readable.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
+DaemonInfo daemon_info(const std::string& socket_path) {
+  DaemonInfo info;
+  info.version = PORTD_VERSION;
+  info.protocol = wire::PROTOCOL_VERSION;
+  info.pid = static_cast<uint32_t>(::getpid());
+  info.uid = static_cast<uint32_t>(::geteuid());
+  info.socket = socket_path;
+  info.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return info;
+}
+
 }  // namespace
 
 Server::Server(asio::io_context& io, Listener listener, ServerOptions options)
@@ -28,6 +42,7 @@ Server::Server(asio::io_context& io, Listener listener, ServerOptions options)
       accept_retry_(io),
       core_(options_.limits),
       driver_(io, core_, *this),
+      introspector_(io, core_, *this, *this, daemon_info(socket_path_)),
       alive_(std::make_shared<bool>(true)) {}
 
 Server::~Server() {
@@ -141,7 +156,16 @@ void Server::connection_closed(Connection& connection) {
   // reference too).
   std::shared_ptr<Connection> keep = std::move(it->second);
   connections_.erase(it);
+  introspector_.forget(task);
   driver_.detach(task);  // may post replies to other tasks
+}
+
+bool Server::describe(ipc::TaskId task, TaskDetails* out) const {
+  auto it = connections_.find(task);
+  if (it == connections_.end()) return false;
+  out->command = it->second->command();
+  out->connected_unix_ms = it->second->connected_unix_ms();
+  return true;
 }
 
 // ---------------------------------------------------------------------------

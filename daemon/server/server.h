@@ -3,7 +3,8 @@
 //
 //   Server ── Listener (socket file + lock)
 //     │ ├──── Core (all ports, rights, queues; no I/O)
-//     │ └──── Driver (requests → core, effects → replies, timers, OOL fds)
+//     │ ├──── Driver (requests → core, effects → replies, timers, OOL fds)
+//     │ └──── Introspector (portctl's requests and monitor subscriptions)
 //     └────── Connection per client (one task each): framing, backpressure
 //
 // Everything runs on the io_context's one thread. The server accepts with
@@ -28,6 +29,7 @@
 #include "daemon/ipc/core.h"
 #include "daemon/server/connection.h"
 #include "daemon/server/driver.h"
+#include "daemon/server/introspect.h"
 #include "daemon/server/listener.h"
 #include "portd/proto/frame.h"
 
@@ -45,7 +47,7 @@ struct ServerOptions {
   size_t max_unsent_fds = 1024;
 };
 
-class Server : public ReplySink {
+class Server : public ReplySink, public TaskDirectory {
  public:
   Server(asio::io_context& io, Listener listener, ServerOptions options = {});
   ~Server() override;
@@ -65,7 +67,12 @@ class Server : public ReplySink {
   asio::io_context& io() { return io_; }
   ipc::Core& core() { return core_; }
   Driver& driver() { return driver_; }
+  Introspector& introspector() { return introspector_; }
   size_t connection_count() const { return connections_.size(); }
+
+  // TaskDirectory: a task's command and connection time, from its
+  // connection.
+  bool describe(ipc::TaskId task, TaskDetails* out) const override;
 
   // ReplySink.
   void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
@@ -89,6 +96,7 @@ class Server : public ReplySink {
   asio::steady_timer accept_retry_;
   ipc::Core core_;
   Driver driver_;
+  Introspector introspector_;
   ipc::TaskId next_task_ = 1;
   std::unordered_map<ipc::TaskId, std::shared_ptr<Connection>> connections_;
   std::vector<std::shared_ptr<Connection>> dirty_;

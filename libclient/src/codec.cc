@@ -126,6 +126,18 @@ bool decode_reply_unchecked(wire::Reply::Reader reply, std::vector<UniqueFd>& fd
       }
       break;
     }
+    case wire::Reply::INTROSPECTION: {
+      auto page = reply.getIntrospection();
+      out->introspection.json = page.getJson();
+      out->introspection.next = page.getNext();
+      break;
+    }
+    case wire::Reply::MONITOR_EVENTS: {
+      auto events = reply.getMonitorEvents();
+      out->monitor_events.reserve(events.size());
+      for (auto e : events) out->monitor_events.emplace_back(e.begin(), e.size());
+      break;
+    }
     default:
       // A newer daemon's answer we do not know; the status still holds.
       break;
@@ -197,6 +209,21 @@ void encode_receive_options(Name name, const ReceiveOptions& options,
   out.setMaxSize(options.max_size);
   out.setLarge(options.large);
   out.setTrailerSize(options.trailer_size);
+}
+
+void encode_introspect(const IntrospectQuery& query, wire::Introspect::Builder out) {
+  out.setWhat(static_cast<wire::IntrospectWhat>(query.what));
+  out.setTarget(query.target);
+  out.setPid(query.pid);
+  if (!query.cursor.empty()) out.setCursor(query.cursor);
+  out.setLimit(query.limit);
+}
+
+void encode_monitor_start(const MonitorFilter& filter, wire::MonitorStart::Builder out) {
+  out.setPort(filter.port);
+  if (!filter.name.empty()) out.setName(filter.name);
+  out.setTask(filter.task);
+  out.setBuffer(filter.buffer);
 }
 
 bool decode_reply(wire::Reply::Reader reply, std::vector<UniqueFd>& fds, ReplyData* out,

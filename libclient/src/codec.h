@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "portd/introspect.h"
 #include "portd/message.h"
 #include "portd/portd.capnp.h"
 #include "portd/status.h"
@@ -43,6 +44,8 @@ struct ReplyData {
   PortStatus attributes;
   std::optional<ReceivedMessage> message;
   std::vector<BootstrapEntry> bootstrap;
+  IntrospectPage introspection;
+  std::vector<std::string> monitor_events;
 };
 
 // A timeout as the wire says it: -1 waits forever, 0 never waits, n ms.
@@ -57,6 +60,9 @@ void encode_send_options(const SendOptions& options, uint64_t thread,
                          wire::SendOptions::Builder out);
 void encode_receive_options(Name name, const ReceiveOptions& options,
                             wire::ReceiveOptions::Builder out);
+
+void encode_introspect(const IntrospectQuery& query, wire::Introspect::Builder out);
+void encode_monitor_start(const MonitorFilter& filter, wire::MonitorStart::Builder out);
 
 // Decodes `reply`, taking the out-of-line fds of a received message from
 // `fds` in descriptor order. Returns false, with `error` set, if the reply is

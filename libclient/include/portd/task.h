@@ -46,6 +46,8 @@
 
 namespace portd {
 
+class Introspection;
+
 namespace detail {
 class Connection;
 }
@@ -160,6 +162,7 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
 
  private:
   friend class detail::RightHandle;
+  friend class Introspection;
 
   Task(std::unique_ptr<detail::Connection> connection, std::string socket_path);
   // Releases a right and does not wait for the daemon's answer.
