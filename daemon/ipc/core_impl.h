@@ -89,6 +89,10 @@ class CoreImpl {
   const std::unordered_map<uint64_t, std::unique_ptr<PortSet>>& port_sets() const { return psets_; }
   const std::map<std::string, Binding, std::less<>>& registry() const { return registry_; }
   const Task* find_task(TaskId id) const;
+  // The ids the next port and port set will get: every id below was given
+  // out once (ids are never reused).
+  PortId next_port_id() const { return next_port_id_; }
+  uint64_t next_pset_id() const { return next_pset_id_; }
   // Ports not yet freed (active or dead but still referenced).
   size_t port_objects() const { return port_objects_; }
   size_t queued_messages() const { return queued_messages_; }

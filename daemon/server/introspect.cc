@@ -396,39 +396,66 @@ bool parse_cursor(const std::string& cursor, uint64_t* out) {
   return ec == std::errc() && ptr == end;
 }
 
-// Keys after `after` whose value passes `keep`, smallest first, at most
-// `limit` of them; *more says whether others follow. One pass over the map:
-// the cost of a page is linear in the map's size, whatever the page.
-template <typename Map, typename Keep>
-std::vector<uint64_t> select_keys(const Map& map, uint64_t after, uint32_t limit, Keep keep,
-                                  bool* more, size_t* work) {
+// The keys of one page: those after the cursor whose value passes `keep`,
+// smallest first, at most `limit` of them. `more` says whether the listing
+// goes on, from `resume` once every key here is answered.
+struct Selection {
   std::vector<uint64_t> keys;
-  for (const auto& [key, value] : map)
-    if (key > after && keep(value)) keys.push_back(key);
-  *work += map.size();
-  *more = keys.size() > limit;
-  if (*more) {
-    std::nth_element(keys.begin(), keys.begin() + limit, keys.end());
-    keys.resize(limit);
+  bool more = false;
+  uint64_t resume = 0;
+};
+
+// Ids below `next_id` were each given out once, in increasing order, and
+// never reused. Where the live ones are dense in (after, next_id), probing
+// id by id costs O(page); otherwise one pass over the map costs O(map) (and
+// a probe that finds too few live ids in kWorkBudget tries ends the page
+// early, to go on from there). Pass next_id = UINT64_MAX for keys not given
+// out that way: the pass is then always taken.
+template <typename Map, typename Keep>
+Selection select_keys(const Map& map, uint64_t after, uint64_t next_id, uint32_t limit, Keep keep,
+                      size_t* work) {
+  Selection s;
+  const uint64_t span = next_id > after ? next_id - after - 1 : 0;
+  if (next_id != UINT64_MAX && span <= 4 * map.size() + 4096) {
+    uint64_t id = after;
+    while (id + 1 < next_id && s.keys.size() < limit && *work < kWorkBudget) {
+      ++id;
+      ++*work;
+      auto it = map.find(id);
+      if (it != map.end() && keep(it->second)) s.keys.push_back(id);
+    }
+    s.more = id + 1 < next_id;
+    s.resume = id;
+    return s;
   }
-  std::sort(keys.begin(), keys.end());
-  return keys;
+  for (const auto& [key, value] : map)
+    if (key > after && keep(value)) s.keys.push_back(key);
+  *work += map.size();
+  s.more = s.keys.size() > limit;
+  if (s.more) {
+    std::nth_element(s.keys.begin(), s.keys.begin() + limit, s.keys.end());
+    s.keys.resize(limit);
+  }
+  std::sort(s.keys.begin(), s.keys.end());
+  if (s.more) s.resume = s.keys.back();
+  return s;
 }
 
-// Emits the items for `keys` until the work budget or the byte budget is
-// spent (at least one item per page).
+// Emits the items for the selected keys until the work budget or the byte
+// budget is spent (at least one item per page).
 template <typename Emit>
-Page list_page(Context& c, const std::vector<uint64_t>& keys, bool more, Emit emit) {
+Page list_page(Context& c, const Selection& sel, Emit emit) {
   Page page;
   ArrayText out;
-  uint64_t last = 0;
   size_t i = 0;
-  for (; i < keys.size(); ++i) {
+  for (; i < sel.keys.size(); ++i) {
     if (out.count() > 0 && (c.work >= kWorkBudget || out.bytes() >= kPageBytes)) break;
-    out.add(emit(keys[i]));
-    last = keys[i];
+    out.add(emit(sel.keys[i]));
   }
-  if (i < keys.size() || more) page.next = std::to_string(last);
+  if (i < sel.keys.size())
+    page.next = std::to_string(sel.keys[i - 1]);
+  else if (sel.more)
+    page.next = std::to_string(sel.resume);
   page.json = std::move(out).finish();
   return page;
 }
@@ -476,7 +503,6 @@ Page introspect(const CoreImpl& core, const TaskDirectory& directory, const Daem
   uint64_t after = 0;
   if (q.what != What::kNames && !parse_cursor(q.cursor, &after))
     return refuse(Status::kInvalidArgument);
-  bool more = false;
 
   switch (q.what) {
     case What::kStatus: return status_page(core, info, viewer);
@@ -486,16 +512,15 @@ Page introspect(const CoreImpl& core, const TaskDirectory& directory, const Daem
         return c.sees(t.get()) && (q.target == 0 || t->id == q.target) &&
                (q.pid == 0 || t->creds.pid == q.pid);
       };
-      auto keys = select_keys(core.tasks(), after, q.limit, keep, &more, &c.work);
-      return list_page(c, keys, more,
-                       [&](uint64_t id) { return task_item(c, *core.find_task(id)); });
+      // Task ids come from the shell: always one pass (there are few tasks).
+      auto sel = select_keys(core.tasks(), after, UINT64_MAX, q.limit, keep, &c.work);
+      return list_page(c, sel, [&](uint64_t id) { return task_item(c, *core.find_task(id)); });
     }
 
     case What::kPorts: {
       auto keep = [&](const Port* p) { return c.sees(p); };
-      auto keys = select_keys(core.ports(), after, q.limit, keep, &more, &c.work);
-      return list_page(c, keys, more,
-                       [&](uint64_t id) { return port_item(c, core.ports().at(id)); });
+      auto sel = select_keys(core.ports(), after, core.next_port_id(), q.limit, keep, &c.work);
+      return list_page(c, sel, [&](uint64_t id) { return port_item(c, core.ports().at(id)); });
     }
 
     case What::kPort: {
@@ -528,9 +553,8 @@ Page introspect(const CoreImpl& core, const TaskDirectory& directory, const Daem
 
     case What::kSets: {
       auto keep = [&](const std::unique_ptr<PortSet>& s) { return c.sees(s->space); };
-      auto keys = select_keys(core.port_sets(), after, q.limit, keep, &more, &c.work);
-      return list_page(c, keys, more,
-                       [&](uint64_t id) { return set_item(c, *core.port_sets().at(id)); });
+      auto sel = select_keys(core.port_sets(), after, core.next_pset_id(), q.limit, keep, &c.work);
+      return list_page(c, sel, [&](uint64_t id) { return set_item(c, *core.port_sets().at(id)); });
     }
 
     case What::kNames: {

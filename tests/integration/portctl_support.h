@@ -47,8 +47,8 @@ class PortctlProcess {
   PortctlProcess(const std::string& dir, const std::string& socket,
                  const std::vector<std::string>& args, int as_uid = -1) {
     static int counter = 0;
-    const std::string stem = dir + "/portctl." + std::to_string(::getpid()) + "." +
-                             std::to_string(++counter);
+    const std::string stem =
+        dir + "/portctl." + std::to_string(::getpid()) + "." + std::to_string(++counter);
     out_path_ = stem + ".out";
     err_path_ = stem + ".err";
     std::vector<std::string> argv_s = {PORTCTL_BINARY, "--socket", socket};
@@ -125,7 +125,7 @@ struct Outcome {
 
 // Runs portctl to completion.
 inline Outcome portctl(const std::string& dir, const std::string& socket,
-                   const std::vector<std::string>& args, int as_uid = -1) {
+                       const std::vector<std::string>& args, int as_uid = -1) {
   PortctlProcess p(dir, socket, args, as_uid);
   Outcome r;
   r.code = p.wait();

@@ -156,28 +156,27 @@ TEST_F(KnownState, StatusJson) {
   const int64_t t1 = unix_ms();
   settle_time(j["started_unix_ms"], t0 - 60000, t1);
   settle_time(j["uptime_ms"], 0, t1 - t0 + 60000);
-  const Json expected = {
-      {"version", "0.1.0"},
-      {"protocol", 1},
-      {"pid", daemon.pid()},
-      {"uid", 0},
-      {"socket", daemon.socket_path()},
-      {"started_unix_ms", 0},
-      {"uptime_ms", 0},
-      {"viewer", {{"uid", 0}, {"privileged", true}}},
-      {"tasks", 3},  // alpha, beta and portctl itself
-      {"ports", 3},
-      {"port_sets", 1},
-      {"queued_messages", 2},
-      {"queued_bytes", 5},
-      {"bootstrap_names", 2},
-      {"monitors", 0},
-      {"counters",
-       {{"messages_sent", 2},
-        {"messages_received", 0},
-        {"messages_destroyed", 0},
-        {"messages_refused", 0},
-        {"notifications", 0}}}};
+  const Json expected = {{"version", "0.1.0"},
+                         {"protocol", 1},
+                         {"pid", daemon.pid()},
+                         {"uid", 0},
+                         {"socket", daemon.socket_path()},
+                         {"started_unix_ms", 0},
+                         {"uptime_ms", 0},
+                         {"viewer", {{"uid", 0}, {"privileged", true}}},
+                         {"tasks", 3},  // alpha, beta and portctl itself
+                         {"ports", 3},
+                         {"port_sets", 1},
+                         {"queued_messages", 2},
+                         {"queued_bytes", 5},
+                         {"bootstrap_names", 2},
+                         {"monitors", 0},
+                         {"counters",
+                          {{"messages_sent", 2},
+                           {"messages_received", 0},
+                           {"messages_destroyed", 0},
+                           {"messages_refused", 0},
+                           {"notifications", 0}}}};
   EXPECT_EQ(j, expected) << j.dump(2);
 }
 
@@ -187,25 +186,24 @@ TEST_F(KnownState, TasksJsonWithQuotaUse) {
   ASSERT_EQ(j.size(), 2u) << j.dump(2);
   for (auto& t : j) settle_time(t["connected_unix_ms"], t0, t1);
   const Json uid_quota = quota(7, 3, 1, 2, 5, 2, true);
-  const Json expected = Json::array(
-      {{{"task", alpha->id()},
-        {"pid", pid},
-        {"uid", 0},
-        {"gid", 0},
-        {"command", "alpha"},
-        {"connected_unix_ms", 0},
-        {"names", names_count(5, 2, 1, 0, 1, 1)},
-        {"quota", quota(5, 2, 1, 2, 5, 1, false)},
-        {"uid_quota", uid_quota}},
-       {{"task", beta->id()},
-        {"pid", pid},
-        {"uid", 0},
-        {"gid", 0},
-        {"command", "beta"},
-        {"connected_unix_ms", 0},
-        {"names", names_count(2, 1, 1, 0, 0, 0)},
-        {"quota", quota(2, 1, 0, 0, 0, 1, false)},
-        {"uid_quota", uid_quota}}});
+  const Json expected = Json::array({{{"task", alpha->id()},
+                                      {"pid", pid},
+                                      {"uid", 0},
+                                      {"gid", 0},
+                                      {"command", "alpha"},
+                                      {"connected_unix_ms", 0},
+                                      {"names", names_count(5, 2, 1, 0, 1, 1)},
+                                      {"quota", quota(5, 2, 1, 2, 5, 1, false)},
+                                      {"uid_quota", uid_quota}},
+                                     {{"task", beta->id()},
+                                      {"pid", pid},
+                                      {"uid", 0},
+                                      {"gid", 0},
+                                      {"command", "beta"},
+                                      {"connected_unix_ms", 0},
+                                      {"names", names_count(2, 1, 1, 0, 0, 0)},
+                                      {"quota", quota(2, 1, 0, 0, 0, 1, false)},
+                                      {"uid_quota", uid_quota}}});
   EXPECT_EQ(j, expected) << j.dump(2);
   // Without the filter portctl's own task is there too.
   Json all = json({"tasks"});
@@ -219,16 +217,42 @@ TEST_F(KnownState, PortsJson) {
   EXPECT_EQ(j, ports_expected()) << j.dump(2);
 }
 
+TEST_F(KnownState, PagesJoinedByTheLibraryMakeTheSameListing) {
+  auto viewer = connect_or_die(daemon.socket_path(), "viewer");
+  ASSERT_TRUE(viewer);
+  Introspection in(viewer);
+  IntrospectQuery q;
+  q.what = IntrospectWhat::kPorts;
+  q.limit = 1;
+  auto first = in.page(q);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(Json::parse(first->json), Json::array({ports_expected()[0]}));
+  EXPECT_EQ(first->next, "1");
+  auto joined = in.fetch(q);
+  ASSERT_TRUE(joined.ok());
+  EXPECT_EQ(Json::parse(*joined), ports_expected());
+  q.what = IntrospectWhat::kNames;
+  joined = in.fetch(q);
+  ASSERT_TRUE(joined.ok());
+  EXPECT_EQ(Json::parse(*joined).size(), 2u);
+  q.what = IntrospectWhat::kRights;
+  q.target = alpha->id();
+  joined = in.fetch(q);
+  ASSERT_TRUE(joined.ok());
+  EXPECT_EQ(Json::parse(*joined).size(), 5u);
+  q.cursor = "not a cursor";
+  EXPECT_EQ(in.page(q).status(), Status::kInvalidArgument);
+}
+
 TEST_F(KnownState, PortDetailJson) {
   Json j = json({"port", "3"});
   Json expected = ports_expected()[2];
   Json sender = task_ref(alpha, "alpha");
-  expected["holders"] = Json::array({with(with(with(task_ref(alpha, "alpha"), "name", a_inbox),
-                                               "rights", Json::array({"send"})),
-                                          "urefs", 1),
-                                     with(with(with(task_ref(beta, "beta"), "name", inbox),
-                                               "rights", Json::array({"receive"})),
-                                          "urefs", 0)});
+  expected["holders"] = Json::array(
+      {with(with(with(task_ref(alpha, "alpha"), "name", a_inbox), "rights", Json::array({"send"})),
+            "urefs", 1),
+       with(with(with(task_ref(beta, "beta"), "name", inbox), "rights", Json::array({"receive"})),
+            "urefs", 0)});
   expected["receivers"] = Json::array();
   expected["senders"] = Json::array();
   expected["notify_requests"] = {
@@ -255,10 +279,13 @@ TEST_F(KnownState, PortDetailJson) {
 TEST_F(KnownState, RightsJsonAsLsmpShowsThem) {
   auto entry = [](Name name, Json rights, uint32_t urefs, Json port, Json port_set, bool dead,
                   Json in_set, Json peer, Json qlimit, Json queued) {
-    return Json{{"name", name},     {"rights", std::move(rights)},
-                {"urefs", urefs},   {"port", std::move(port)},
+    return Json{{"name", name},
+                {"rights", std::move(rights)},
+                {"urefs", urefs},
+                {"port", std::move(port)},
                 {"port_set", std::move(port_set)},
-                {"dead", dead},     {"dead_name_request", false},
+                {"dead", dead},
+                {"dead_name_request", false},
                 {"in_set", std::move(in_set)},
                 {"peer", std::move(peer)},
                 {"qlimit", std::move(qlimit)},
@@ -358,12 +385,11 @@ TEST_F(KnownState, HumanTablesAreAlignedAndNoLegendDropsHeaders) {
 }
 
 TEST_F(KnownState, HumanViewsOfEveryCommand) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"status"},
-        {"port", "3"},
-        {"rights", std::to_string(alpha->id())},
-        {"names"},
-        {"tasks", "--quota"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"status"},
+                                               {"port", "3"},
+                                               {"rights", std::to_string(alpha->id())},
+                                               {"names"},
+                                               {"tasks", "--quota"}}) {
     Outcome r = run(args);
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_FALSE(r.out.empty());
@@ -424,8 +450,8 @@ TEST_F(PortctlTest, MonitorSeesAKnownSequence) {
   const uint32_t pid = ::getpid();
   const Json a = {{"task", alpha->id()}, {"pid", pid}, {"uid", 0}, {"command", "alpha"}};
   const Json b = {{"task", beta->id()}, {"pid", pid}, {"uid", 0}, {"command", "beta"}};
-  auto event = [&](const char* kind, Json receiver, const Json& sender, int id, int size,
-                   int body, Json reply_port, Json seqno, Json descriptors) {
+  auto event = [&](const char* kind, Json receiver, const Json& sender, int id, int size, int body,
+                   Json reply_port, Json seqno, Json descriptors) {
     return Json{{"event", kind},
                 {"port", 1},
                 {"receiver", std::move(receiver)},
