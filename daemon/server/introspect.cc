@@ -270,7 +270,7 @@ Json port_detail(Context& c, const Port* p) {
   if (p->registered != 0) {
     for (const auto& [name, b] : c.core.registry()) {
       ++c.work;
-      if (b.right.port == p) names.push_back(name);
+      if (b.right.port == p && names.size() < kDetailListMax) names.push_back(name);
     }
   }
   j["bootstrap_names"] = std::move(names);

@@ -568,6 +568,18 @@ TEST_F(PortctlTest, TopRanksPortsByTraffic) {
   EXPECT_NE(human.out.find("IN/S"), std::string::npos);
 }
 
+TEST_F(PortctlTest, TopRefreshesUntilCtrlC) {
+  PortctlProcess top(daemon.directory(), daemon.socket_path(), {"top", "--interval", "20"});
+  // Not a terminal: frames follow each other, separated by a blank line.
+  for (int i = 0; i < 1000 && top.out().find("\n\nportd top") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  top.signal(SIGINT);
+  EXPECT_EQ(top.wait(), 0) << top.err();
+  EXPECT_EQ(top.out().rfind("portd top: ", 0), 0u) << top.out();
+  EXPECT_NE(top.out().find("\n\nportd top: "), std::string::npos) << top.out();
+  EXPECT_EQ(top.err(), "");
+}
+
 // ---------------------------------------------------------------------------
 // Access: root sees everything; uid 65534 its own tasks and what they hold.
 
