@@ -1,0 +1,92 @@
+// Runs the Mach conformance programs (tests/mach/*.c): each against a fresh
+// portd daemon, with PORTD_SOCKET pointing at it. A program passes if it
+// exits 0 and prints "PASS <name>"; otherwise its output is shown.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "tests/integration/daemon_fixture.h"
+
+namespace portd::testing {
+namespace {
+
+struct Outcome {
+  int exit_code = -1;  // -1: killed (signal or timeout)
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `program` with `env` added to the environment, for at most
+// `timeout_ms`.
+Outcome run(const std::string& program, const std::vector<std::string>& env, int timeout_ms) {
+  Outcome outcome;
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return outcome;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipe_fds[1], 1);
+    ::dup2(pipe_fds[1], 2);
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    ::execl(program.c_str(), program.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(pipe_fds[1]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buffer[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      outcome.output += "\n[runner] timed out; killing the program\n";
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{pipe_fds[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    outcome.output.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(pipe_fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return outcome;
+}
+
+void run_conformance(const std::string& name) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  const std::string program = std::string(MACH_TESTS_DIR) + "/mach_" + name;
+  Outcome outcome = run(program, {"PORTD_SOCKET=" + daemon.socket_path()}, 60000);
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("PASS " + name + "\n"), std::string::npos) << outcome.output;
+  EXPECT_TRUE(daemon.running()) << daemon.log();
+}
+
+#define MACH_CONFORMANCE(name) \
+  TEST(MachConformance, name) { run_conformance(#name); }
+
+MACH_CONFORMANCE(textbook)
+
+// Without a daemon: calls fail with KERN_INVALID_TASK and one line on stderr
+// says why.
+TEST(MachConformance, no_daemon) {
+  const std::string path = "/tmp/portd-mach-test-nothing-" + std::to_string(::getpid());
+  Outcome outcome =
+      run(std::string(MACH_TESTS_DIR) + "/mach_no_daemon", {"PORTD_SOCKET=" + path}, 60000);
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("PASS no_daemon\n"), std::string::npos) << outcome.output;
+  EXPECT_NE(outcome.output.find("portd: cannot connect to " + path), std::string::npos)
+      << outcome.output;
+}
+
+}  // namespace
+}  // namespace portd::testing
