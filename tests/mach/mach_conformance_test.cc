@@ -75,6 +75,17 @@ void run_conformance(const std::string& name) {
   TEST(MachConformance, name) { run_conformance(#name); }
 
 MACH_CONFORMANCE(textbook)
+MACH_CONFORMANCE(rights)
+MACH_CONFORMANCE(full_queue)
+MACH_CONFORMANCE(notifications)
+MACH_CONFORMANCE(port_sets)
+MACH_CONFORMANCE(rcv_large)
+MACH_CONFORMANCE(send_receive)
+MACH_CONFORMANCE(ool_ports)
+MACH_CONFORMANCE(move_receive)
+MACH_CONFORMANCE(killed_task)
+MACH_CONFORMANCE(fork)
+MACH_CONFORMANCE(errors)
 
 // Without a daemon: calls fail with KERN_INVALID_TASK and one line on stderr
 // says why.
