@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/daemon_fixture.h"
@@ -22,9 +23,10 @@ struct Outcome {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `program` with `env` added to the environment, for at most
+// Runs `program` with `args` and `env` added to the environment, for at most
 // `timeout_ms`.
-Outcome run(const std::string& program, const std::vector<std::string>& env, int timeout_ms) {
+Outcome run_with_args(const std::string& program, const std::vector<std::string>& args,
+                      const std::vector<std::string>& env, int timeout_ms) {
   Outcome outcome;
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return outcome;
@@ -33,7 +35,11 @@ Outcome run(const std::string& program, const std::vector<std::string>& env, int
     ::dup2(pipe_fds[1], 1);
     ::dup2(pipe_fds[1], 2);
     for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-    ::execl(program.c_str(), program.c_str(), static_cast<char*>(nullptr));
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(program.c_str(), argv.data());
     ::_exit(127);
   }
   ::close(pipe_fds[1]);
@@ -59,6 +65,10 @@ Outcome run(const std::string& program, const std::vector<std::string>& env, int
   }
   outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return outcome;
+}
+
+Outcome run(const std::string& program, const std::vector<std::string>& env, int timeout_ms) {
+  return run_with_args(program, {}, env, timeout_ms);
 }
 
 void run_conformance(const std::string& name) {
@@ -96,6 +106,57 @@ TEST(MachConformance, no_daemon) {
   EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
   EXPECT_NE(outcome.output.find("PASS no_daemon\n"), std::string::npos) << outcome.output;
   EXPECT_NE(outcome.output.find("portd: cannot connect to " + path), std::string::npos)
+      << outcome.output;
+}
+
+// The examples in examples/mach, built in-tree, against a real daemon.
+std::string example(const std::string& name) { return std::string(MACH_EXAMPLES_DIR) + "/" + name; }
+
+TEST(MachExamples, ServerAndClient) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  const std::vector<std::string> env = {"PORTD_SOCKET=" + daemon.socket_path()};
+  Outcome server;
+  std::thread serving([&] { server = run(example("mach_server"), env, 60000); });
+  // Until the server has checked in, the look-up fails.
+  Outcome hello;
+  for (int i = 0; i < 500; ++i) {
+    hello = run_with_args(example("mach_client"), {"hello mach"}, env, 60000);
+    if (hello.exit_code == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(hello.exit_code, 0) << hello.output;
+  EXPECT_EQ(hello.output, "HELLO MACH\n");
+  EXPECT_EQ(run(example("mach_client"), env, 60000).exit_code, 2);  // usage
+  Outcome quit = run_with_args(example("mach_client"), {"--quit"}, env, 60000);
+  EXPECT_EQ(quit.exit_code, 0) << quit.output;
+  serving.join();
+  EXPECT_EQ(server.exit_code, 0) << server.output;
+  EXPECT_EQ(server.output, "mach_server: serving portd.example.mach\nmach_server: done\n");
+}
+
+TEST(MachExamples, PortSetServer) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  Outcome outcome = run(example("portset_server"), {"PORTD_SOCKET=" + daemon.socket_path()}, 60000);
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_EQ(outcome.output,
+            "message 1 through port 0 (id 10)\n"
+            "message 2 through port 1 (id 20)\n"
+            "message 3 through port 2 (id 30)\n"
+            "message 4 through port 0 (id 11)\n"
+            "message 5 through port 1 (id 21)\n"
+            "message 6 through port 2 (id 31)\n");
+}
+
+TEST(MachExamples, NotifyDemo) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  Outcome outcome = run(example("notify_demo"), {"PORTD_SOCKET=" + daemon.socket_path()}, 60000);
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("dead-name notification: name 0x"), std::string::npos)
+      << outcome.output;
+  EXPECT_NE(outcome.output.find("no-senders notification: make-send count 1\n"), std::string::npos)
       << outcome.output;
 }
 
