@@ -11,6 +11,12 @@
  * QoS, override) are accepted and ignored; MACH_SEND_NOTIFY (XNU's
  * send-possible notification) is refused with MACH_SEND_INVALID_OPTIONS.
  *
+ * Descriptors: port and out-of-line port array descriptors work both ways.
+ * Out-of-line memory is received (mapped privately; free it with
+ * vm_deallocate); sending it waits for libportd's out-of-line support and is
+ * refused with KERN_NOT_SUPPORTED until then (docs/mach.md). Guarded port
+ * descriptors are refused with MACH_SEND_INVALID_TYPE.
+ *
  * portd extension: cache-on-full (GNU Mach's MACH_SEND_NOTIFY, which cannot
  * keep GNU's names and values because XNU uses them for something else):
  *

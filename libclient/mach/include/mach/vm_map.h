@@ -5,10 +5,10 @@
  * page-aligned memory (size rounded up to pages; size 0 gives address 0).
  * VM_FLAGS_ANYWHERE picks the address; without it, *address is used and an
  * occupied range gives KERN_NO_SPACE (VM_FLAGS_OVERWRITE replaces what is
- * there). The region is backed by a shared buffer of the library's, so that
- * sending it out of line with deallocate=TRUE moves it without copying; after
- * fork() the child has its own copy, as with Mach's default inheritance.
- * vm_deallocate unmaps whole pages of any memory, as on Mach.
+ * there). The memory is private to the process: after fork() the child has
+ * its own copy, as with Mach's default inheritance. vm_deallocate unmaps the
+ * whole pages of any memory, as on Mach. (Zero-copy out-of-line sends from
+ * such regions come with out-of-line memory support: docs/mach.md.)
  */
 #ifndef _MACH_VM_MAP_H_
 #define _MACH_VM_MAP_H_
