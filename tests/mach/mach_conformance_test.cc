@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -107,6 +109,72 @@ TEST(MachConformance, no_daemon) {
   EXPECT_NE(outcome.output.find("PASS no_daemon\n"), std::string::npos) << outcome.output;
   EXPECT_NE(outcome.output.find("portd: cannot connect to " + path), std::string::npos)
       << outcome.output;
+}
+
+// Out-of-line memory, received: libportd cannot send it yet, so a raw client
+// plays the sender (a sealed memfd, as the daemon requires).
+TEST(MachConformance, ool_receive) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  Outcome receiver;
+  std::thread receiving([&] {
+    receiver = run(std::string(MACH_TESTS_DIR) + "/mach_ool_receive",
+                   {"PORTD_SOCKET=" + daemon.socket_path()}, 60000);
+  });
+
+  RawClient sender(daemon.socket_path());
+  ASSERT_NE(sender.hello(), 0u);
+  uint32_t port = 0;
+  for (uint64_t id = 2; port == 0 && id < 1000; ++id) {  // until it has checked in
+    ASSERT_TRUE(sender.request(
+        id, [&](auto r) { r.initBootstrapLookUp().setName("test.mach.ool_receive"); }));
+    ASSERT_TRUE(sender.next_reply([&](wire::Reply::Reader reply, auto&) {
+      if (reply.getStatus() == 0) port = reply.getName();
+    }));
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(port, 0u);
+
+  constexpr size_t kSize = 1 << 20;
+  proto::UniqueFd memfd(::memfd_create("ool_receive", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_TRUE(memfd.valid());
+  std::vector<unsigned char> bytes(kSize);
+  for (size_t i = 0; i < kSize; ++i) bytes[i] = static_cast<unsigned char>(i * 7);
+  ASSERT_EQ(::write(memfd.get(), bytes.data(), kSize), static_cast<ssize_t>(kSize));
+  ASSERT_EQ(
+      ::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+      0);
+  proto::UniqueFd empty(::memfd_create("ool_empty", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_EQ(
+      ::fcntl(empty.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+      0);
+  std::vector<proto::UniqueFd> fds;
+  fds.push_back(std::move(memfd));
+  fds.push_back(std::move(empty));
+  const int32_t tail = 0x600d;
+  ASSERT_TRUE(sender.request(
+      5000,
+      [&](auto r) {
+        auto m = r.initSend().initMessage();
+        m.setRemote(port);
+        m.setRemoteDisposition(19);  // COPY_SEND
+        m.setId(321);
+        auto d = m.initDescriptors(2);
+        d[0].initOol().setSize(kSize);
+        d[1].initOol().setSize(0);
+        auto body = m.initBody(sizeof tail);
+        std::memcpy(body.begin(), &tail, sizeof tail);
+      },
+      std::move(fds)));
+  int32_t status = -1;
+  ASSERT_TRUE(sender.next_reply([&](wire::Reply::Reader reply, auto&) {
+    if (reply.getId() == 5000) status = reply.getStatus();
+  }));
+  EXPECT_EQ(status, 0);
+
+  receiving.join();
+  EXPECT_EQ(receiver.exit_code, 0) << receiver.output;
+  EXPECT_NE(receiver.output.find("PASS ool_receive\n"), std::string::npos) << receiver.output;
 }
 
 // The examples in examples/mach, built in-tree, against a real daemon.
