@@ -26,18 +26,17 @@ kern_return_t mach_port_names(ipc_space_t task, mach_port_name_array_t* names,
 kern_return_t mach_port_type(ipc_space_t task, mach_port_name_t name, mach_port_type_t* ptype);
 
 /* MACH_PORT_RIGHT_RECEIVE, _PORT_SET or _DEAD_NAME. */
-kern_return_t mach_port_allocate(ipc_space_t task, mach_port_right_t right,
-                                 mach_port_name_t* name);
+kern_return_t mach_port_allocate(ipc_space_t task, mach_port_right_t right, mach_port_name_t* name);
 
 kern_return_t mach_port_destroy(ipc_space_t task, mach_port_name_t name);
 
 kern_return_t mach_port_deallocate(ipc_space_t task, mach_port_name_t name);
 
-kern_return_t mach_port_get_refs(ipc_space_t task, mach_port_name_t name,
-                                 mach_port_right_t right, mach_port_urefs_t* refs);
+kern_return_t mach_port_get_refs(ipc_space_t task, mach_port_name_t name, mach_port_right_t right,
+                                 mach_port_urefs_t* refs);
 
-kern_return_t mach_port_mod_refs(ipc_space_t task, mach_port_name_t name,
-                                 mach_port_right_t right, mach_port_delta_t delta);
+kern_return_t mach_port_mod_refs(ipc_space_t task, mach_port_name_t name, mach_port_right_t right,
+                                 mach_port_delta_t delta);
 
 /* Moves a receive right into the set `after`, or out of its set
  * (after == MACH_PORT_NULL). */
@@ -88,15 +87,14 @@ kern_return_t mach_port_construct(ipc_space_t task, mach_port_options_ptr_t opti
                                   mach_port_context_t context, mach_port_name_t* name);
 
 /* Drops `srdelta` (<= 0) send rights of `name`, then its receive right. */
-kern_return_t mach_port_destruct(ipc_space_t task, mach_port_name_t name,
-                                 mach_port_delta_t srdelta, mach_port_context_t guard);
+kern_return_t mach_port_destruct(ipc_space_t task, mach_port_name_t name, mach_port_delta_t srdelta,
+                                 mach_port_context_t guard);
 
 /* Guards are not enforced by portd: these check that `name` is a receive
  * right and succeed. */
 kern_return_t mach_port_guard(ipc_space_t task, mach_port_name_t name, mach_port_context_t guard,
                               boolean_t strict);
-kern_return_t mach_port_unguard(ipc_space_t task, mach_port_name_t name,
-                                mach_port_context_t guard);
+kern_return_t mach_port_unguard(ipc_space_t task, mach_port_name_t name, mach_port_context_t guard);
 
 PORTD_MACH_END_DECLS
 

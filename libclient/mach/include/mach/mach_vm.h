@@ -12,8 +12,7 @@ PORTD_MACH_BEGIN_DECLS
 
 kern_return_t mach_vm_allocate(vm_map_t target, mach_vm_address_t* address, mach_vm_size_t size,
                                int flags);
-kern_return_t mach_vm_deallocate(vm_map_t target, mach_vm_address_t address,
-                                 mach_vm_size_t size);
+kern_return_t mach_vm_deallocate(vm_map_t target, mach_vm_address_t address, mach_vm_size_t size);
 
 PORTD_MACH_END_DECLS
 

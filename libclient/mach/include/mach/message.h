@@ -39,14 +39,13 @@
 #define _MACH_MESSAGE_H_
 
 #include <limits.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include <mach/boolean.h>
 #include <mach/kern_return.h>
 #include <mach/port.h>
 #include <mach/portd_config.h>
 #include <mach/vm_types.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef natural_t mach_msg_timeout_t;
 #define MACH_MSG_TIMEOUT_NONE ((mach_msg_timeout_t)0)
@@ -67,22 +66,22 @@ typedef natural_t mach_msg_timeout_t;
 #define MACH_MSGH_BITS_USED 0xb01f1f1fU
 
 #define MACH_MSGH_BITS(remote, local) ((remote) | ((local) << 8))
-#define MACH_MSGH_BITS_SET_PORTS(remote, local, voucher) \
-  (((remote) & MACH_MSGH_BITS_REMOTE_MASK) | (((local) << 8) & MACH_MSGH_BITS_LOCAL_MASK) | \
+#define MACH_MSGH_BITS_SET_PORTS(remote, local, voucher)                                  \
+  (((remote)&MACH_MSGH_BITS_REMOTE_MASK) | (((local) << 8) & MACH_MSGH_BITS_LOCAL_MASK) | \
    (((voucher) << 16) & MACH_MSGH_BITS_VOUCHER_MASK))
 #define MACH_MSGH_BITS_SET(remote, local, voucher, other) \
   (MACH_MSGH_BITS_SET_PORTS((remote), (local), (voucher)) | ((other) & ~MACH_MSGH_BITS_PORTS_MASK))
 
-#define MACH_MSGH_BITS_REMOTE(bits) ((bits) & MACH_MSGH_BITS_REMOTE_MASK)
-#define MACH_MSGH_BITS_LOCAL(bits) (((bits) & MACH_MSGH_BITS_LOCAL_MASK) >> 8)
-#define MACH_MSGH_BITS_VOUCHER(bits) (((bits) & MACH_MSGH_BITS_VOUCHER_MASK) >> 16)
-#define MACH_MSGH_BITS_PORTS(bits) ((bits) & MACH_MSGH_BITS_PORTS_MASK)
+#define MACH_MSGH_BITS_REMOTE(bits) ((bits)&MACH_MSGH_BITS_REMOTE_MASK)
+#define MACH_MSGH_BITS_LOCAL(bits) (((bits)&MACH_MSGH_BITS_LOCAL_MASK) >> 8)
+#define MACH_MSGH_BITS_VOUCHER(bits) (((bits)&MACH_MSGH_BITS_VOUCHER_MASK) >> 16)
+#define MACH_MSGH_BITS_PORTS(bits) ((bits)&MACH_MSGH_BITS_PORTS_MASK)
 #define MACH_MSGH_BITS_OTHER(bits) ((bits) & ~MACH_MSGH_BITS_PORTS_MASK)
 
 #define MACH_MSGH_BITS_HAS_REMOTE(bits) (MACH_MSGH_BITS_REMOTE(bits) != MACH_MSGH_BITS_ZERO)
 #define MACH_MSGH_BITS_HAS_LOCAL(bits) (MACH_MSGH_BITS_LOCAL(bits) != MACH_MSGH_BITS_ZERO)
 #define MACH_MSGH_BITS_HAS_VOUCHER(bits) (MACH_MSGH_BITS_VOUCHER(bits) != MACH_MSGH_BITS_ZERO)
-#define MACH_MSGH_BITS_IS_COMPLEX(bits) (((bits) & MACH_MSGH_BITS_COMPLEX) != MACH_MSGH_BITS_ZERO)
+#define MACH_MSGH_BITS_IS_COMPLEX(bits) (((bits)&MACH_MSGH_BITS_COMPLEX) != MACH_MSGH_BITS_ZERO)
 
 typedef unsigned int mach_msg_bits_t;
 typedef natural_t mach_msg_size_t;
@@ -283,8 +282,10 @@ typedef struct {
   unsigned int val[8];
 } audit_token_t;
 
-#define INVALID_AUDIT_TOKEN_VALUE \
-  {{UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX}}
+#define INVALID_AUDIT_TOKEN_VALUE                                                      \
+  {                                                                                    \
+    { UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX, UINT_MAX } \
+  }
 
 typedef struct {
   mach_msg_trailer_type_t msgh_trailer_type;
@@ -329,8 +330,14 @@ typedef mach_msg_mac_trailer_t mach_msg_max_trailer_t;
 typedef mach_msg_security_trailer_t mach_msg_format_0_trailer_t;
 #define MACH_MSG_TRAILER_FORMAT_0_SIZE sizeof(mach_msg_format_0_trailer_t)
 
-#define KERNEL_SECURITY_TOKEN_VALUE {{0, 1}}
-#define KERNEL_AUDIT_TOKEN_VALUE {{0, 0, 0, 0, 0, 0, 0, 0}}
+#define KERNEL_SECURITY_TOKEN_VALUE \
+  {                                 \
+    { 0, 1 }                        \
+  }
+#define KERNEL_AUDIT_TOKEN_VALUE \
+  {                              \
+    { 0, 0, 0, 0, 0, 0, 0, 0 }   \
+  }
 
 typedef integer_t mach_msg_options_t;
 
@@ -350,8 +357,7 @@ typedef union {
 
 #pragma pack(pop)
 
-#define round_msg(x) \
-  (((mach_msg_size_t)(x) + sizeof(natural_t) - 1) & ~(sizeof(natural_t) - 1))
+#define round_msg(x) (((mach_msg_size_t)(x) + sizeof(natural_t) - 1) & ~(sizeof(natural_t) - 1))
 
 #define MACH_MSG_SIZE_MAX ((mach_msg_size_t)~0)
 #define MACH_MSG_SIZE_RELIABLE ((mach_msg_size_t)256 * 1024)
@@ -425,27 +431,30 @@ typedef integer_t mach_msg_option_t;
 #define MACH_RCV_TRAILER_AV 7
 #define MACH_RCV_TRAILER_LABELS 8
 
-#define MACH_RCV_TRAILER_TYPE(x) (((x) & 0xf) << 28)
-#define MACH_RCV_TRAILER_ELEMENTS(x) (((x) & 0xf) << 24)
+#define MACH_RCV_TRAILER_TYPE(x) (((x)&0xf) << 28)
+#define MACH_RCV_TRAILER_ELEMENTS(x) (((x)&0xf) << 24)
 #define MACH_RCV_TRAILER_MASK ((0xf << 24))
 
 #define GET_RCV_ELEMENTS(y) (((y) >> 24) & 0xf)
 
-#define REQUESTED_TRAILER_SIZE_NATIVE(y)                                                       \
-  ((mach_msg_trailer_size_t)(                                                                  \
-      (GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_NULL)                                           \
-          ? sizeof(mach_msg_trailer_t)                                                         \
-          : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_SEQNO)                                   \
-                 ? sizeof(mach_msg_seqno_trailer_t)                                            \
-                 : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_SENDER)                           \
-                        ? sizeof(mach_msg_security_trailer_t)                                  \
-                        : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_AUDIT)                     \
-                               ? sizeof(mach_msg_audit_trailer_t)                              \
-                               : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_CTX)                \
-                                      ? sizeof(mach_msg_context_trailer_t)                     \
-                                      : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_AV)          \
-                                             ? sizeof(mach_msg_mac_trailer_t)                  \
-                                             : sizeof(mach_msg_max_trailer_t))))))))
+#define REQUESTED_TRAILER_SIZE_NATIVE(y)                                                          \
+  ((mach_msg_trailer_size_t)((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_NULL)                       \
+                                 ? sizeof(mach_msg_trailer_t)                                     \
+                                 : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_SEQNO)               \
+                                        ? sizeof(mach_msg_seqno_trailer_t)                        \
+                                        : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_SENDER)       \
+                                               ? sizeof(mach_msg_security_trailer_t)              \
+                                               : ((GET_RCV_ELEMENTS(y) == MACH_RCV_TRAILER_AUDIT) \
+                                                      ? sizeof(mach_msg_audit_trailer_t)          \
+                                                      : ((GET_RCV_ELEMENTS(y) ==                  \
+                                                          MACH_RCV_TRAILER_CTX)                   \
+                                                             ? sizeof(mach_msg_context_trailer_t) \
+                                                             : ((GET_RCV_ELEMENTS(y) ==           \
+                                                                 MACH_RCV_TRAILER_AV)             \
+                                                                    ? sizeof(                     \
+                                                                          mach_msg_mac_trailer_t) \
+                                                                    : sizeof(                     \
+                                                                          mach_msg_max_trailer_t))))))))
 #define REQUESTED_TRAILER_SIZE(y) REQUESTED_TRAILER_SIZE_NATIVE(y)
 
 typedef kern_return_t mach_msg_return_t;

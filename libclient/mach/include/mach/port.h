@@ -10,12 +10,11 @@
 #ifndef _MACH_PORT_H_
 #define _MACH_PORT_H_
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include <mach/boolean.h>
 #include <mach/portd_config.h>
 #include <mach/vm_types.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef natural_t mach_port_name_t;
 typedef mach_port_name_t* mach_port_name_array_t;
@@ -27,7 +26,7 @@ typedef mach_port_t* mach_port_array_t;
 #define MACH_PORT_VALID(name) (((name) != MACH_PORT_NULL) && ((name) != MACH_PORT_DEAD))
 
 #define MACH_PORT_INDEX(name) ((name) >> 8)
-#define MACH_PORT_GEN(name) (((name) & 0xff) << 24)
+#define MACH_PORT_GEN(name) (((name)&0xff) << 24)
 #define MACH_PORT_MAKE(index, gen) (((index) << 8) | (gen) >> 24)
 
 typedef natural_t mach_port_right_t;

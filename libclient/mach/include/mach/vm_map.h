@@ -20,8 +20,7 @@
 
 PORTD_MACH_BEGIN_DECLS
 
-kern_return_t vm_allocate(vm_map_t target_task, vm_address_t* address, vm_size_t size,
-                          int flags);
+kern_return_t vm_allocate(vm_map_t target_task, vm_address_t* address, vm_size_t size, int flags);
 kern_return_t vm_deallocate(vm_map_t target_task, vm_address_t address, vm_size_t size);
 
 PORTD_MACH_END_DECLS

@@ -16,7 +16,7 @@
 #define VM_FLAGS_RETURN_DATA_ADDR 0x00100000
 #define VM_FLAGS_RETURN_4K_DATA_ADDR 0x00800000
 #define VM_FLAGS_ALIAS_MASK 0xFF000000
-#define VM_GET_FLAGS_ALIAS(flags, alias) (alias) = ((flags) & VM_FLAGS_ALIAS_MASK) >> 24
+#define VM_GET_FLAGS_ALIAS(flags, alias) (alias) = ((flags)&VM_FLAGS_ALIAS_MASK) >> 24
 #define VM_MAKE_TAG(tag) ((tag) << 24)
 
 #endif /* _MACH_VM_STATISTICS_H_ */

@@ -5,9 +5,8 @@
 #ifndef _MACH_VM_TYPES_H_
 #define _MACH_VM_TYPES_H_
 
-#include <stdint.h>
-
 #include <mach/portd_config.h>
+#include <stdint.h>
 
 typedef unsigned int natural_t;
 typedef int integer_t;
