@@ -36,6 +36,13 @@ constexpr ipc::Limit kQuotaLimits[] = {
 // Longer poll timeouts than this wait forever (as the driver's timers).
 constexpr int64_t kMaxTimeoutMs = int64_t{1} << 32;
 
+// JSON text. Strings from clients (commands, bootstrap names) are bytes,
+// not necessarily UTF-8: invalid sequences become U+FFFD rather than an
+// exception.
+std::string to_text(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 int64_t unix_now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -373,7 +380,7 @@ class ArrayText {
  public:
   void add(const Json& item) {
     text_ += count_++ == 0 ? "[" : ",";
-    text_ += item.dump();
+    text_ += to_text(item);
   }
   size_t bytes() const { return text_.size(); }
   size_t count() const { return count_; }
@@ -490,7 +497,7 @@ Page status_page(const CoreImpl& core, const DaemonInfo& info, const Viewer& vie
                        {"messages_refused", n.messages_refused},
                        {"notifications", n.notifications}};
   Page page;
-  page.json = j.dump();
+  page.json = to_text(j);
   return page;
 }
 
@@ -527,7 +534,7 @@ Page introspect(const CoreImpl& core, const TaskDirectory& directory, const Daem
       auto it = core.ports().find(q.target);
       if (it == core.ports().end() || !c.sees(it->second)) return refuse(Status::kNotFound);
       Page page;
-      page.json = port_detail(c, it->second).dump();
+      page.json = to_text(port_detail(c, it->second));
       return page;
     }
 
@@ -623,7 +630,7 @@ std::string event_json(const ipc::MessageEvent& ev, uint64_t seq, int64_t time_u
     }
   }
   j["descriptors"] = std::move(descriptors);
-  return j.dump();
+  return to_text(j);
 }
 
 // ---------------------------------------------------------------------------
@@ -793,7 +800,7 @@ void Introspector::answer_poll(ipc::TaskId task, Subscription& s) {
       --s.events;
       taken.push_back(std::move(item.json));
     } else {
-      markers.push_back(Json{{"event", "lost"}, {"lost", item.lost}}.dump());
+      markers.push_back(to_text(Json{{"event", "lost"}, {"lost", item.lost}}));
       taken.push_back(nullptr);
     }
     s.items.pop_front();

@@ -424,6 +424,19 @@ TEST_F(PortctlTest, ExitCodes) {
   EXPECT_NE(nowhere.err.find("cannot connect"), std::string::npos) << nowhere.err;
 }
 
+TEST_F(PortctlTest, BytesThatAreNotUtf8AreShownReplaced) {
+  // Bootstrap names are any bytes but NUL; JSON text must be UTF-8.
+  auto task = connect_or_die(daemon.socket_path(), "alpha");
+  ASSERT_TRUE(task);
+  ok_name(task->bootstrap_check_in("test.\xff"), "check in");
+  Json names = json({"names"});
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0]["name"], "test.\xef\xbf\xbd");  // U+FFFD
+  EXPECT_EQ(run({"names"}).code, 0);
+  EXPECT_EQ(json({"port", "1"})["bootstrap_names"], Json::array({"test.\xef\xbf\xbd"}));
+  EXPECT_TRUE(daemon.running());
+}
+
 TEST_F(PortctlTest, MonitorSeesAKnownSequence) {
   auto alpha = connect_or_die(daemon.socket_path(), "alpha");
   auto beta = connect_or_die(daemon.socket_path(), "beta");

@@ -26,7 +26,8 @@ using req::IntrospectWhat;
 class Directory : public TaskDirectory {
  public:
   bool describe(TaskId task, TaskDetails* out) const override {
-    out->command = "cmd" + std::to_string(task);
+    // Commands are whatever bytes a client said in its hello.
+    out->command = task == 3 ? std::string("bad\xff\xfe") : "cmd" + std::to_string(task);
     out->connected_unix_ms = 1000 + static_cast<int64_t>(task);
     return true;
   }
@@ -209,6 +210,20 @@ TEST_F(IntrospectTest, LookingChangesNothingNotEvenLazyDeadNames) {
   EXPECT_EQ(e.bits, ipc::kTypeSend) << "introspection converted the dead name";
   EXPECT_EQ(core.impl().counters().messages_sent, counters.messages_sent);
   EXPECT_EQ(type_of(kB, s), ipc::kTypeDeadName);  // B looking does convert it
+}
+
+TEST_F(IntrospectTest, BytesThatAreNotUtf8AreReplacedNotFatal) {
+  Name n;
+  ASSERT_EQ(core.bootstrap_check_in(kC, "svc.\xc3\x28", &n, fx), Status::kSuccess);
+  Json tasks = json(root, IntrospectWhat::kTasks, kC);
+  EXPECT_EQ(tasks[0]["command"], "bad\xef\xbf\xbd\xef\xbf\xbd");  // U+FFFD twice
+  Json names = json(root, IntrospectWhat::kNames);
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0]["name"].get<std::string>().rfind("svc.", 0), 0u);
+  json(root, IntrospectWhat::kPort, port_id(kC, n));
+  ipc::MessageEvent ev;
+  ev.sender = kC;
+  EXPECT_NO_THROW(Json::parse(event_json(ev, 1, 2, directory)));
 }
 
 TEST_F(IntrospectTest, PortDetailShowsWaitersRequestsAndQueue) {
