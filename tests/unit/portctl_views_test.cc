@@ -49,6 +49,32 @@ TEST(FormatTest, CellsNamesAndDurations) {
             "3 (pid 9 srv)");
 }
 
+TEST(TasksViewTest, ShowsTheNearestQuota) {
+  auto q = [](uint64_t used, uint64_t limit) { return Json{{"used", used}, {"limit", limit}}; };
+  const Json task = {{"task", 4},
+                     {"pid", 40},
+                     {"uid", 1000},
+                     {"gid", 1000},
+                     {"command", "svc"},
+                     {"connected_unix_ms", 0},
+                     {"names",
+                      {{"total", 3},
+                       {"receive", 2},
+                       {"send", 1},
+                       {"send_once", 0},
+                       {"port_set", 0},
+                       {"dead_name", 0}}},
+                     {"quota",
+                      {{"names", q(3, 100)},
+                       {"ports", q(2, 4)},
+                       {"queued_messages", q(1, 10)},
+                       {"queued_bytes", q(7, 1000)},
+                       {"parked_requests", q(0, 8)}}},
+                     {"uid_quota", Json::object()}};
+  const std::string out = tasks_view(Json::array({task}), ViewOptions{false});
+  EXPECT_EQ(out, "4  40  1000  svc  3  2  1  0  0  0  1  7  0  ports:50.0%\n");
+}
+
 Json port(uint64_t id, uint64_t in, uint64_t out) {
   return Json{{"port", id},      {"receiver", nullptr}, {"msgs_in", in},
               {"msgs_out", out}, {"queued", 0},         {"qlimit", 5}};

@@ -139,15 +139,29 @@ std::string tasks_view(const Json& tasks, const ViewOptions& o) {
            {"DEAD", R},
            {"QMSGS", R},
            {"QBYTES", R},
-           {"PARKED", R}});
+           {"PARKED", R},
+           {"QUOTA", L}});
   for (const auto& k : tasks) {
     const Json& n = k.at("names");
     const Json& q = k.at("quota");
+    // The quota this task is closest to (task limits; `--quota` shows all).
+    std::string nearest = "-";
+    double worst = -1;
+    for (const auto& [name, v] : q.items()) {
+      const double limit = v.at("limit").get<double>();
+      const double use = limit > 0 ? v.at("used").get<double>() / limit : 0;
+      if (use > worst) {
+        worst = use;
+        char pct[64];
+        std::snprintf(pct, sizeof pct, "%s:%.1f%%", name.c_str(), 100 * use);
+        nearest = pct;
+      }
+    }
     t.add_row({cell(k.at("task")), cell(k.at("pid")), cell(k.at("uid")), command_of(k),
                cell(n.at("total")), cell(n.at("receive")), cell(n.at("send")),
                cell(n.at("send_once")), cell(n.at("port_set")), cell(n.at("dead_name")),
                cell(q.at("queued_messages").at("used")), cell(q.at("queued_bytes").at("used")),
-               cell(q.at("parked_requests").at("used"))});
+               cell(q.at("parked_requests").at("used")), nearest});
   }
   return t.render(o.legend) + footer(o, tasks.size(), "tasks");
 }
