@@ -102,7 +102,7 @@ void expect_message(const ipc::MessageIn& m) {
   ASSERT_NE(ports, nullptr);
   EXPECT_EQ(ports->disposition, Disposition::kCopySend);
   EXPECT_EQ(ports->names, (std::vector<ipc::Name>{0x40f, 0, 0xffffffff}));
-  EXPECT_EQ(ool_count(m), 1u);
+  EXPECT_EQ(ool_fd_count(m), 1u);
 }
 
 // ---------------------------------------------------------------------------
