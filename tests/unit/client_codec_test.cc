@@ -263,6 +263,39 @@ TEST(ClientCodecTest, OutOfLineRegionWithoutFdIsMalformed) {
   EXPECT_EQ(error, "reply has more out-of-line regions than file descriptors");
 }
 
+TEST(ClientCodecTest, BodyRegionHasNoDescriptorAndReleaseSignalNeedsItsFd) {
+  capnp::MallocMessageBuilder builder;
+  auto reply = builder.initRoot<wire::Reply>();
+  auto ds = reply.initMessage().initDescriptors(2);
+  ds[0].initPort().setName(0x1c01);
+  auto body = ds[1].initOol();
+  body.setSize(70000);
+  body.setBody(true);
+  {
+    Wire wire(builder);
+    std::vector<UniqueFd> fds;
+    fds.emplace_back(::memfd_create("codec-test", MFD_CLOEXEC));
+    ReplyData out;
+    std::string error;
+    ASSERT_TRUE(decode_reply(wire.root<wire::Reply>(), fds, &out, &error)) << error;
+    EXPECT_EQ(out.message->descriptors.size(), 1u);  // the port only
+    ASSERT_EQ(out.regions.size(), 1u);
+    EXPECT_TRUE(out.regions[0].is_body);
+    EXPECT_EQ(out.regions[0].size, 70000u);
+    EXPECT_EQ(out.regions[0].index, 1u);
+  }
+  body.setBody(false);
+  body.setVolatile(true);
+  body.setReleaseSignal(true);
+  Wire wire(builder);
+  std::vector<UniqueFd> fds;
+  fds.emplace_back(::memfd_create("codec-test", MFD_CLOEXEC));  // the region, no signal
+  ReplyData out;
+  std::string error;
+  EXPECT_FALSE(decode_reply(wire.root<wire::Reply>(), fds, &out, &error));
+  EXPECT_EQ(error, "reply has more out-of-line regions than file descriptors");
+}
+
 TEST(ClientCodecTest, ValueRepliesDecode) {
   {
     capnp::MallocMessageBuilder builder;
