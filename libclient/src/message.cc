@@ -1,5 +1,6 @@
 #include "portd/message.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace portd {
@@ -260,6 +261,25 @@ OutgoingMessage& OutgoingMessage::add_ool_volatile(VolatileBuffer&& buffer,
     note_problem(region.status());
     return *this;
   }
+  return add_ool(std::move(*region));
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_memory(const OolMemoryDescriptor& memory) {
+  if (memory.address == nullptr && memory.size != 0) {
+    note_problem(Status::kSendInvalidMemory);
+    return *this;
+  }
+  if (memory.size > SIZE_MAX) {
+    note_problem(Status::kSendTooLarge);
+    return *this;
+  }
+  auto region = OolRegion::copy(memory.address, static_cast<size_t>(memory.size));
+  if (!region) {
+    note_problem(region.status());
+    return *this;
+  }
+  region->deallocate_ = memory.deallocate;
+  region->adopted_volatile_ = memory.is_volatile;
   return add_ool(std::move(*region));
 }
 

@@ -351,15 +351,16 @@ Status Task::check_message(const OutgoingMessage& message) const {
 }
 
 Status Task::prepare_regions(const OutgoingMessage& message, detail::OutgoingRegions* out) const {
-  if (message.body().size() > ool_threshold()) {
+  const bool body_out_of_line = message.body().size() > ool_threshold();
+  size_t needed = body_out_of_line ? 1 : 0;
+  for (const auto& d : message.descriptors())
+    if (const auto* region = std::get_if<OolRegion>(&d)) needed += region->pooled() ? 2 : 1;
+  if (needed > kMaxFdsPerFrame) return Status::kSendTooLarge;
+  if (body_out_of_line) {
     auto body = OolRegion::copy(message.body());
     if (!body) return body.status();
     out->body = std::move(*body);
   }
-  size_t needed = out->body ? 1 : 0;
-  for (const auto& d : message.descriptors())
-    if (const auto* region = std::get_if<OolRegion>(&d)) needed += region->pooled() ? 2 : 1;
-  if (needed > kMaxFdsPerFrame) return Status::kSendTooLarge;
 
   // The message keeps its regions until the send succeeds: the frame gets
   // duplicates, which the writer closes once they are sent.

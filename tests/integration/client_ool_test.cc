@@ -140,6 +140,29 @@ TEST_F(OolTest, SharedBufferPartsRoundTripForCLevelCode) {
   EXPECT_EQ(owned.data(), static_cast<std::byte*>(mapped.address));
 }
 
+TEST_F(OolTest, MachShapedDescriptorsAreCopiedWhenAdded) {
+  char bytes[100];
+  std::memset(bytes, 'a', sizeof bytes);
+  ReceiveRight p = port();
+  OutgoingMessage m;
+  m.set_remote(p, Disposition::kMakeSend)
+      .add_ool_memory(OolMemoryDescriptor{bytes, sizeof bytes, /*deallocate=*/true,
+                                          /*is_volatile=*/true});
+  std::memset(bytes, 'b', sizeof bytes);  // after the copy: not seen
+  ASSERT_EQ(task_->send(m), Status::kSuccess);
+  auto got = p.receive(ReceiveOptions{5000ms});
+  ASSERT_TRUE(got);
+  const auto& region = std::get<ReceivedOolMemory>(got->descriptors.at(0));
+  EXPECT_TRUE(region.deallocate);
+  EXPECT_TRUE(region.is_volatile);  // sealed anyway: volatile is a permission
+  ASSERT_EQ(region.bytes().size(), sizeof bytes);
+  EXPECT_EQ(region.bytes()[99], std::byte{'a'});
+
+  OutgoingMessage bad;
+  bad.set_remote(p, Disposition::kMakeSend).add_ool_memory(OolMemoryDescriptor{nullptr, 10});
+  EXPECT_EQ(task_->send(bad), Status::kSendInvalidMemory);
+}
+
 // ---------------------------------------------------------------------------
 // Bodies over the threshold go out of line, transparently.
 

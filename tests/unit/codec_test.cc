@@ -582,7 +582,8 @@ TEST(CodecRefuse, ReleaseSignalsTakeASecondFdAndOnlyComeWithVolatileRegions) {
       b.setBody(true);
     });
   };
-  const auto& send = body_as<req::Send>(with(3, true));
+  const DecodedRequest decoded = with(3, true);
+  const auto& send = body_as<req::Send>(decoded);
   ASSERT_EQ(send.message.descriptors.size(), 2u);
   const auto& region = std::get<ipc::OolIn>(send.message.descriptors[0]);
   EXPECT_TRUE(region.release_signal);

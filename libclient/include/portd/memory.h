@@ -48,6 +48,8 @@ namespace portd {
 
 using UniqueFd = proto::UniqueFd;
 
+class OutgoingMessage;
+
 namespace detail {
 class VolatileLease;
 }
@@ -169,6 +171,7 @@ class PORTD_API OolRegion {
 
  private:
   friend class Task;
+  friend class OutgoingMessage;
   UniqueFd fd_;
   uint64_t size_ = 0;
   bool deallocate_ = false;

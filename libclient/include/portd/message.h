@@ -51,6 +51,18 @@ struct PortDescriptor {
   Disposition disposition = Disposition::kNone;
 };
 
+// Out-of-line memory as a Mach program describes it
+// (mach_msg_ool_descriptor_t): the bytes at `address` are copied when the
+// descriptor is added (copy mode, as OolRegion::copy). `deallocate` and
+// `is_volatile` travel as flags; the caller frees its own memory. For zero
+// copy use add_ool_move or add_ool_volatile.
+struct OolMemoryDescriptor {
+  const void* address = nullptr;
+  uint64_t size = 0;
+  bool deallocate = false;
+  bool is_volatile = false;
+};
+
 // An out-of-line array of rights, one disposition for all
 // (mach_msg_ool_ports_descriptor_t).
 struct OolPortsDescriptor {
@@ -119,6 +131,8 @@ class PORTD_API OutgoingMessage {
   OutgoingMessage& add_ool_move(SharedBuffer&& buffer, std::optional<size_t> size = {});
   // Volatile mode: a segment of the task's pool (Task::volatile_buffer).
   OutgoingMessage& add_ool_volatile(VolatileBuffer&& buffer, std::optional<size_t> size = {});
+  // Mach-shaped: copies `memory.size` bytes from `memory.address` now.
+  OutgoingMessage& add_ool_memory(const OolMemoryDescriptor& memory);
 
   // ---- id and body ----
   OutgoingMessage& set_id(int32_t id) {
