@@ -136,7 +136,8 @@ Result<OolRegion> OolRegion::copy(const void* data, size_t size) {
 
 Result<OolRegion> OolRegion::seal(SharedBuffer&& buffer, std::optional<size_t> size) {
   const size_t bytes = size.value_or(buffer.size());
-  if (!buffer || bytes > buffer.size())
+  if (!buffer) return Result<OolRegion>(Status::kSendInvalidMemory, "an empty buffer");
+  if (bytes > buffer.size())
     return Result<OolRegion>(Status::kSendInvalidMemory, "size is over the buffer's");
   SharedBufferParts& parts = buffer.parts_;
   // F_SEAL_WRITE fails while any writable shared mapping exists, ours
