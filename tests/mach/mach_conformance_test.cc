@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "portd/portd.h"
 #include "tests/integration/daemon_fixture.h"
 
 namespace portd::testing {
@@ -94,6 +95,7 @@ MACH_CONFORMANCE(port_sets)
 MACH_CONFORMANCE(rcv_large)
 MACH_CONFORMANCE(send_receive)
 MACH_CONFORMANCE(ool_ports)
+MACH_CONFORMANCE(ool_send)
 MACH_CONFORMANCE(move_receive)
 MACH_CONFORMANCE(killed_task)
 MACH_CONFORMANCE(fork)
@@ -175,6 +177,61 @@ TEST(MachConformance, ool_receive) {
   receiving.join();
   EXPECT_EQ(receiver.exit_code, 0) << receiver.output;
   EXPECT_NE(receiver.output.find("PASS ool_receive\n"), std::string::npos) << receiver.output;
+}
+
+// A volatile region from libportd's pool, received through mach_msg: the
+// program's vm_deallocate gives the segment back to the runner's pool.
+TEST(MachConformance, ool_volatile_receive) {
+  using namespace std::chrono_literals;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  Outcome receiver;
+  std::thread receiving([&] {
+    receiver = run(std::string(MACH_TESTS_DIR) + "/mach_ool_volatile_receive",
+                   {"PORTD_SOCKET=" + daemon.socket_path()}, 60000);
+  });
+  auto task = Task::connect(ConnectOptions{daemon.socket_path(), "volatile-sender"});
+  ASSERT_TRUE(task);
+  auto service = (*task)->look_up("test.mach.ool_volatile_receive", 20000ms);
+  ASSERT_TRUE(service) << status_name(service.status());
+  auto buffer = (*task)->volatile_buffer(5000);
+  ASSERT_TRUE(buffer);
+  for (int i = 0; i < 5000; ++i) buffer->data()[i] = static_cast<std::byte>(i * 3);
+  const std::byte* const segment = buffer->data();
+  auto runner = (*task)->make_port();
+  ASSERT_TRUE(runner);
+  auto step = [&](int32_t id) {
+    auto got = runner->receive(ReceiveOptions{20000ms});
+    return got && got->id == id;
+  };
+  auto tell = [&](int32_t id) {
+    OutgoingMessage m;
+    m.set_remote(*service).set_id(id);
+    return (*task)->send(m);
+  };
+  auto in_flight_becomes = [&](size_t n) {
+    for (int i = 0; i < 500; ++i) {
+      if ((*task)->volatile_pool_stats().in_flight == n) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  OutgoingMessage message;
+  message.set_remote(*service).set_local(*runner, Disposition::kMakeSend);
+  message.add_ool_volatile(std::move(*buffer));
+  ASSERT_EQ((*task)->send(message), Status::kSuccess);
+  ASSERT_TRUE(step(1));  // mapped
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ((*task)->volatile_pool_stats().in_flight, 1u);  // held while mapped
+  ASSERT_EQ(tell(2), Status::kSuccess);
+  ASSERT_TRUE(step(3));  // vm_deallocate'd, still running
+  EXPECT_TRUE(in_flight_becomes(0));
+  EXPECT_EQ(segment[0], std::byte{0});  // its write went to its own copy
+  EXPECT_EQ(tell(4), Status::kSuccess);
+  receiving.join();
+  EXPECT_EQ(receiver.exit_code, 0) << receiver.output;
+  EXPECT_NE(receiver.output.find("PASS ool_volatile_receive\n"), std::string::npos)
+      << receiver.output;
 }
 
 // The examples in examples/mach, built in-tree, against a real daemon.

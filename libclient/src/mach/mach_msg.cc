@@ -247,19 +247,21 @@ mach_msg_return_t write_message(ReceivedMessage& m, mach_msg_return_t status,
         // The region is the receiver's own mapping: free it with vm_deallocate.
         out.copy = MACH_MSG_VIRTUAL_COPY;
         out.deallocate = TRUE;
+        // libportd mapped it (MAP_PRIVATE); the caller owns the mapping now.
+        // A volatile region's release signal is closed when vm_deallocate
+        // unmaps it, which gives the segment back to its sender.
         if (memory->size != 0) {
-          void* p = memory->size <= SIZE_MAX
-                        ? ::mmap(nullptr, static_cast<size_t>(memory->size), PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE, memory->fd.get(), 0)
-                        : MAP_FAILED;
-          if (p == MAP_FAILED) {
+          if (!memory->memory.mapped()) {
             vm_error = MACH_RCV_BODY_ERROR | MACH_MSG_VM_SPACE;
           } else {
-            out.address = p;
-            out.size = static_cast<mach_msg_size_t>(memory->size);
+            const MappedRegionParts parts = memory->memory.release();
+            out.address = parts.address;
+            out.size = static_cast<mach_msg_size_t>(parts.size);
+            if (parts.release_fd >= 0)
+              track_release(reinterpret_cast<uintptr_t>(parts.address), parts.release_fd);
           }
         }
-        memory->fd.reset();
+        memory->memory.reset();
         std::memcpy(base + offset, &out, sizeof out);
         offset += sizeof out;
       } else {

@@ -6,12 +6,21 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
+#include <mutex>
 
 #include "libclient/src/mach/task_state.h"
 
 namespace portd::mach {
 
 namespace {
+
+// Release signals of received volatile regions, by mapped address.
+std::mutex releases_mu;
+std::map<uintptr_t, int>& releases() {
+  static auto* table = new std::map<uintptr_t, int>;
+  return *table;
+}
 
 size_t page_size() {
   static const size_t size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
@@ -79,7 +88,22 @@ kern_return_t deallocate_region(uintptr_t address, size_t size) {
   }
   const uintptr_t end = (address + size + mask) & ~mask;
   if (::munmap(reinterpret_cast<void*>(start), end - start) != 0) return KERN_INVALID_ADDRESS;
+  std::lock_guard<std::mutex> guard(releases_mu);
+  auto& table = releases();
+  for (auto it = table.lower_bound(start); it != table.end() && it->first < end;) {
+    ::close(it->second);
+    it = table.erase(it);
+  }
   return KERN_SUCCESS;
+}
+
+void track_release(uintptr_t address, int release_fd) {
+  std::lock_guard<std::mutex> guard(releases_mu);
+  auto [it, inserted] = releases().emplace(address, release_fd);
+  if (!inserted) {  // an address reused without vm_deallocate: the old one is gone
+    ::close(it->second);
+    it->second = release_fd;
+  }
 }
 
 }  // namespace portd::mach
