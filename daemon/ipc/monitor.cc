@@ -37,10 +37,15 @@ void CoreImpl::observe(MessageEventKind kind, const Port* port, const Message* m
   ev.body_bytes = m->body.size();
   ev.reply_port = m->reply.port != nullptr && !m->reply.dead ? m->reply.port->id : 0;
   ev.seqno = kind == MessageEventKind::kReceive ? seqno : 0;
-  ev.descriptor_count = static_cast<uint32_t>(m->descriptors.size());
   ev.descriptors.reserve(std::min(m->descriptors.size(), MessageEvent::kMaxDescriptors));
   for (const auto& d : m->descriptors) {
-    if (ev.descriptors.size() == MessageEvent::kMaxDescriptors) break;
+    if (const auto* ool = std::get_if<OolAttachment>(&d); ool != nullptr && ool->is_body) {
+      ev.body_bytes += ool->size;
+      ev.body_ool = true;
+      continue;
+    }
+    ++ev.descriptor_count;
+    if (ev.descriptors.size() == MessageEvent::kMaxDescriptors) continue;
     if (const auto* r = std::get_if<HeldRight>(&d)) {
       ev.descriptors.push_back(summarize_right(*r));
     } else if (const auto* ool = std::get_if<OolAttachment>(&d)) {

@@ -51,11 +51,12 @@ struct MessageEvent {
   uint32_t receiver_pid = 0;
   uint32_t receiver_uid = 0;
   int32_t id = 0;
-  uint64_t size = 0;  // Mach layout: header, descriptors, body (no trailer)
-  uint64_t body_bytes = 0;
-  PortId reply_port = 0;  // 0: none (or a dead or null reply right)
-  uint64_t seqno = 0;     // kReceive: the sequence number the receiver gets
-  uint32_t descriptor_count = 0;
+  uint64_t size = 0;              // Mach layout: header, descriptors, body (no trailer)
+  uint64_t body_bytes = 0;        // inline, or out of line (body_ool)
+  bool body_ool = false;          // the body travels in shared memory, not inline
+  PortId reply_port = 0;          // 0: none (or a dead or null reply right)
+  uint64_t seqno = 0;             // kReceive: the sequence number the receiver gets
+  uint32_t descriptor_count = 0;  // Mach descriptors (an out-of-line body is not one)
   std::vector<DescriptorSummary> descriptors;
 };
 

@@ -183,11 +183,23 @@ Json port_item(Context& c, const Port* p) {
 }
 
 Json message_item(Context& c, const Message* m) {
+  // An out-of-line body is the body, not a descriptor.
+  uint64_t body = m->body.size(), descriptors = 0;
+  bool body_ool = false;
+  for (const auto& d : m->descriptors) {
+    if (const auto* ool = std::get_if<ipc::OolAttachment>(&d); ool != nullptr && ool->is_body) {
+      body += ool->size;
+      body_ool = true;
+    } else {
+      ++descriptors;
+    }
+  }
   return Json{{"id", m->id},
               {"size", ipc::mach_size(m->descriptors, m->body.size())},
-              {"body_bytes", m->body.size()},
+              {"body_bytes", body},
+              {"body_ool", body_ool},
               {"sender", c.sender_ref(m->trailer)},
-              {"descriptors", m->descriptors.size()},
+              {"descriptors", descriptors},
               {"exempt", m->exempt},
               {"waiting_sender", m->rendezvous != nullptr}};
 }
@@ -609,6 +621,7 @@ std::string event_json(const ipc::MessageEvent& ev, uint64_t seq, int64_t time_u
   j["id"] = ev.id;
   j["size"] = ev.size;
   j["body_bytes"] = ev.body_bytes;
+  j["body_ool"] = ev.body_ool;
   j["reply_port"] = ev.reply_port != 0 ? Json(ev.reply_port) : Json(nullptr);
   j["seqno"] = ev.kind == ipc::MessageEventKind::kReceive ? Json(ev.seqno) : Json(nullptr);
   j["descriptor_count"] = ev.descriptor_count;

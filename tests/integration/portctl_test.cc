@@ -261,6 +261,7 @@ TEST_F(KnownState, PortDetailJson) {
   expected["queue"] = Json::array({{{"id", 42},
                                     {"size", 24 + 5},
                                     {"body_bytes", 5},
+                                    {"body_ool", false},
                                     {"sender", sender},
                                     {"descriptors", 0},
                                     {"exempt", false},
@@ -268,6 +269,7 @@ TEST_F(KnownState, PortDetailJson) {
                                    {{"id", 43},
                                     {"size", 24 + 4 + 12},
                                     {"body_bytes", 0},
+                                    {"body_ool", false},
                                     {"sender", sender},
                                     {"descriptors", 1},
                                     {"exempt", false},
@@ -472,6 +474,7 @@ TEST_F(PortctlTest, MonitorSeesAKnownSequence) {
                 {"id", id},
                 {"size", size},
                 {"body_bytes", body},
+                {"body_ool", false},
                 {"reply_port", std::move(reply_port)},
                 {"seqno", std::move(seqno)},
                 {"descriptor_count", descriptors.size()},
@@ -525,6 +528,31 @@ TEST_F(PortctlTest, MonitorReportsDestroyedMessages) {
   EXPECT_EQ(destroyed["event"], "destroy");
   EXPECT_EQ(destroyed["id"], 7);
   EXPECT_EQ(destroyed["receiver"], nullptr);  // the port is dead
+}
+
+TEST_F(PortctlTest, MonitorShowsABodyThatTravelsOutOfLine) {
+  auto alpha = connect_or_die(daemon.socket_path(), "alpha");
+  ASSERT_TRUE(alpha);
+  const Name port = ok_name(alpha->allocate(Right::kReceive), "port");
+  ASSERT_EQ(alpha->insert_right(port, port, Disposition::kMakeSend), Status::kSuccess);
+  PortctlProcess monitor(daemon.directory(), daemon.socket_path(),
+                         {"--json", "monitor", "1", "--count", "1"});
+  ASSERT_TRUE(wait_monitors(alpha, 1));
+  const std::string big(200 << 10, 'b');  // over the 64 KiB threshold
+  send_to(*alpha, port, 11, big);
+  ASSERT_EQ(monitor.wait(), 0) << monitor.err();
+  auto lines = lines_of(monitor.out());
+  ASSERT_EQ(lines.size(), 1u) << monitor.out();
+  Json e = Json::parse(lines[0]);
+  EXPECT_EQ(e["body_ool"], true);
+  EXPECT_EQ(e["body_bytes"], big.size());
+  EXPECT_EQ(e["descriptor_count"], 0);
+  EXPECT_EQ(e["descriptors"], Json::array());
+  Json detail = json({"port", "1"});
+  ASSERT_EQ(detail["queue"].size(), 1u);
+  EXPECT_EQ(detail["queue"][0]["body_ool"], true);
+  EXPECT_EQ(detail["queue"][0]["body_bytes"], big.size());
+  EXPECT_EQ(detail["queue"][0]["descriptors"], 0);
 }
 
 TEST_F(PortctlTest, MonitorStopsCleanlyOnCtrlC) {

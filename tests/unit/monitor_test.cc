@@ -140,6 +140,31 @@ TEST_F(MonitorTest, DescriptorSummaryIsBounded) {
   EXPECT_EQ(recorder.events[0].descriptors.size(), MessageEvent::kMaxDescriptors);
 }
 
+TEST_F(MonitorTest, AnOutOfLineBodyIsTheBodyNotADescriptor) {
+  auto [r, s] = port_with_sender(kA, kB);
+  MessageIn m = msg(s, Disposition::kCopySend, 8, "in");
+  OolIn body;
+  body.attachment = 501;
+  body.size = 70000;
+  body.is_body = true;
+  m.descriptors.push_back(body);
+  OolIn region;
+  region.attachment = 502;
+  region.size = 4096;
+  m.descriptors.push_back(region);
+  ASSERT_EQ(send(kB, m), Status::kSuccess);
+  ASSERT_EQ(recorder.events.size(), 1u);
+  const MessageEvent& ev = recorder.events[0];
+  EXPECT_TRUE(ev.body_ool);
+  EXPECT_EQ(ev.body_bytes, 70002u);
+  EXPECT_EQ(ev.descriptor_count, 1u);
+  ASSERT_EQ(ev.descriptors.size(), 1u);
+  EXPECT_EQ(ev.descriptors[0].kind, DescriptorSummary::Kind::kOol);
+  EXPECT_EQ(ev.descriptors[0].size, 4096u);
+  EXPECT_EQ(ev.size, mach_size(std::vector<DescriptorIn>{body, region}, 2));
+  ASSERT_EQ(recv(kA, r).status, Status::kSuccess);
+}
+
 TEST_F(MonitorTest, NothingReachesARemovedObserver) {
   auto [r, s] = port_with_sender(kA, kB);
   core.set_observer(nullptr);

@@ -410,6 +410,7 @@ std::string monitor_line(const Json& e) {
   if (e.value("event", "") == "lost")
     return "-- lost " + cell(e.at("lost")) + " events (the monitor buffer was full) --\n";
   std::string descriptors;
+  if (e.value("body_ool", false)) descriptors = "body ool";
   for (const auto& d : e.at("descriptors")) {
     const std::string type = d.at("type").get<std::string>();
     std::string text;
