@@ -144,8 +144,14 @@ class Daemon {
       return;
     }
     file_read_ = r.file_read;
+    const std::vector<Change> changes = diff_config(config_, *r.config);
+    config_ = reloadable_part(config_, *r.config);
+    // The new level first: the lines below are logged as it says.
+    configure_logging(config_.log_level, config_.log_format);
+    server_->set_limits(config_.limits);
+    server_->set_unsent_limits(config_.max_unsent_bytes, config_.max_unsent_fds);
     size_t applied = 0;
-    for (const Change& c : diff_config(config_, *r.config)) {
+    for (const Change& c : changes) {
       if (c.reloadable) {
         spdlog::info("reload: {}: {} -> {}", c.key, c.from, c.to);
         ++applied;
@@ -154,10 +160,6 @@ class Daemon {
                      c.from);
       }
     }
-    config_ = reloadable_part(config_, *r.config);
-    configure_logging(config_.log_level, config_.log_format);
-    server_->set_limits(config_.limits);
-    server_->set_unsent_limits(config_.max_unsent_bytes, config_.max_unsent_fds);
     spdlog::log(applied ? spdlog::level::info : spdlog::level::debug,
                 "configuration reloaded from {}: {} changes applied", describe_source(), applied);
     notifier_.ready(status_text());
