@@ -606,6 +606,56 @@ TEST(BadConfig, HelpDocumentsEveryKeyAndFlag) {
 }
 
 // ---------------------------------------------------------------------------
+// Configured limits reach the clients
+
+TEST(Limits, FrameAndInlineBodyLimitsFromTheConfigurationFile) {
+  TempDir dir;
+  const std::string config = dir / "portd.toml";
+  write_file(config, "[limits]\nmax_frame_bytes = \"16MiB\"\nmax_inline_body = \"12MiB\"\n");
+  DaemonLaunch launch;
+  launch.config = config;
+  DaemonProcess daemon(launch);
+  ASSERT_TRUE(daemon.started());
+  RawClient client(daemon.socket_path());
+  ASSERT_TRUE(client.request(1, [](auto r) {
+    auto h = r.initHello();
+    h.setVersion(1);
+    h.setCommand("limits");
+  }));
+  ASSERT_TRUE(client.next_reply([&](wire::Reply::Reader reply, auto&) {
+    ASSERT_EQ(reply.which(), wire::Reply::HELLO);
+    EXPECT_EQ(reply.getHello().getMaxFrameBytes(), 16u << 20);
+    EXPECT_EQ(reply.getHello().getMaxInlineBody(), 12u << 20);
+  }));
+  Allocation port = allocate(client, 2);
+  ASSERT_EQ(port.status, code(Status::kSuccess));
+
+  // 10 MiB inline: over the default frame limit and over Cap'n Proto's
+  // default traversal limit (8 MiB), within the configured ones.
+  const auto send = [&](uint64_t id, size_t size) {
+    const std::string body(size, 'b');
+    EXPECT_TRUE(client.request(id, [&](auto r) {
+      auto m = r.initSend().initMessage();
+      m.setRemote(port.name);
+      m.setRemoteDisposition(20);  // MAKE_SEND
+      m.setBody(kj::arrayPtr(reinterpret_cast<const kj::byte*>(body.data()), body.size()));
+    }));
+    int32_t status = -1;
+    std::string limit;
+    EXPECT_TRUE(client.next_reply([&](wire::Reply::Reader reply, auto&) {
+      EXPECT_EQ(reply.getId(), id);
+      status = reply.getStatus();
+      limit = reply.getLimit();
+    }));
+    return std::make_pair(status, limit);
+  };
+  EXPECT_EQ(send(3, 10u << 20), std::make_pair(code(Status::kSuccess), std::string()));
+  EXPECT_EQ(send(4, (12u << 20) + 1),
+            std::make_pair(code(Status::kSendTooLarge), std::string("message_bytes")));
+  EXPECT_TRUE(daemon.running());
+}
+
+// ---------------------------------------------------------------------------
 // Logging
 
 TEST(Logging, JournalFormatWhenStderrIsTheJournal) {

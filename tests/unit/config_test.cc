@@ -399,5 +399,20 @@ TEST_F(ConfigTest, ShippedExampleDocumentsEveryKeyWithItsDefault) {
   expect_defaults(*all.config);
 }
 
+// docs/operating.md documents every key (and its flag).
+TEST(ConfigDocs, OperatingGuideNamesEveryKey) {
+  std::ifstream in(PORTD_SOURCE_DIR "/docs/operating.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  for (const auto& k : config_keys()) {
+    EXPECT_NE(doc.find("`" + k.key + "`"), std::string::npos) << k.key;
+    if (k.key.rfind("quota.", 0) != 0) {
+      EXPECT_NE(doc.find("`" + k.flag + "`"), std::string::npos) << k.flag;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace portd::service
