@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -56,6 +58,22 @@ class InProcessServer {
   }
 
   const std::string& path() const { return path_; }
+
+  // Blocks the server's thread (once it is inside a handler of ours) until
+  // the returned function is called: what clients send meanwhile is all
+  // there for the server's next turn.
+  std::function<void()> hold() {
+    auto entered = std::make_shared<std::promise<void>>();
+    auto release = std::make_shared<std::promise<void>>();
+    std::shared_future<void> released = release->get_future().share();
+    std::future<void> in = entered->get_future();
+    asio::post(io_, [entered, released] {
+      entered->set_value();
+      released.wait();
+    });
+    in.wait();
+    return [release] { release->set_value(); };
+  }
 
   bool wait_for_log(const std::string& text) {
     for (int i = 0; i < 1000; ++i) {
@@ -111,7 +129,8 @@ TEST(InProcessServer, UnsentFdsPauseTheReceiver) {
   ASSERT_EQ(id, 99u);
 
   // Eight OOL messages in one go: the daemon reads them in one turn, so the
-  // receiver's replies (and fds) pile up before they can be flushed.
+  // receiver's replies (and fds) pile up before they can be flushed. (Held,
+  // so that the daemon does not start reading after the first few.)
   proto::FrameWriter writer;
   for (int i = 0; i < kMessages; ++i) {
     const std::string text = "message " + std::to_string(i);
@@ -127,7 +146,10 @@ TEST(InProcessServer, UnsentFdsPauseTheReceiver) {
     fds.push_back(sealed(text));
     writer.append(message, std::move(fds));
   }
-  ASSERT_EQ(writer.write_to(sender.fd()), 0);
+  auto release = daemon.hold();
+  const int written = writer.write_to(sender.fd());
+  release();
+  ASSERT_EQ(written, 0);
   for (int i = 0; i < kMessages; ++i) {
     int32_t status = -1;
     ASSERT_TRUE(sender.next_reply([&](wire::Reply::Reader r, auto&) { status = r.getStatus(); }));
