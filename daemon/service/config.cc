@@ -165,8 +165,9 @@ std::vector<Key> make_keys() {
        [](Config& c, const Value& v) { c.max_frame_bytes = static_cast<uint32_t>(v.n); }});
   keys.push_back(
       {{"limits.max_inline_body", "--max-inline-body", "Limits",
-        "Largest message body sent inline; clients send larger bodies out of line "
-        "(it is their out-of-line threshold, learned at hello). At most "
+        "Largest message body sent inline; libportd sends larger bodies out of line "
+        "(its threshold, 64KiB by default, never exceeds this value, which it learns "
+        "at hello). At most "
         "limits.max_frame_bytes - 64KiB; by default 1MiB, or less if the frame "
         "limit needs it." +
             std::string(restart),

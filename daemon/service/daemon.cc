@@ -35,8 +35,9 @@ server::ServerOptions server_options(const Config& c) {
   return o;
 }
 
-// Fds in flight are bounded by the quotas; the soft limit (often 1024) would
-// bound them first, and lower.
+// Every out-of-line region in flight is an fd the daemon holds, bounded by
+// the quotas (quota.uid.fds_in_flight per uid); the soft limit most sessions
+// start with (1024) would bound them first, and far lower.
 void raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
@@ -44,6 +45,8 @@ void raise_fd_limit() {
   rl.rlim_cur = rl.rlim_max;
   if (::setrlimit(RLIMIT_NOFILE, &rl) == 0)
     spdlog::debug("open file limit raised from {} to {}", before, rl.rlim_cur);
+  else
+    spdlog::warn("could not raise the open file limit from {} to {}", before, rl.rlim_max);
 }
 
 class Daemon {
