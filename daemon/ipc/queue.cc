@@ -249,10 +249,14 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
 void CoreImpl::queue_pending(Port* port, PendingSend* ps, Effects& fx) {
   if (port->qlimit == 0) {
     ps->msg->rendezvous = ps;
-    if (has_receiver(port))
+    if (has_receiver(port)) {
       deliver(port, ps->msg, fx);
-    else
+    } else {
+      // Visible from now on: it takes its place in arrival order (a port set
+      // merges its members' queues by arrival).
+      ps->msg->arrival = next_arrival_++;
       enqueue(port, ps->msg);
+    }
   } else {
     port->senders.push_back(ps);
   }

@@ -132,6 +132,36 @@ TEST_F(PortSetTest, RendezvousMembersAreSeenThroughTheSet) {
   EXPECT_EQ(c->status, Status::kSuccess);
 }
 
+// A blocked sender's message on a rendezvous port is visible from the moment
+// the sender starts waiting: it takes its place in arrival order like any
+// other, also when its port joins a set later.
+TEST_F(PortSetTest, RendezvousMessagesKeepTheirArrivalOrderWhenTheirPortJoinsASet) {
+  Name set = pset();
+  auto [early, s_early] = port_with_sender(kA, kB);
+  auto [rv, s_rv] = port_with_sender(kA, kB);
+  auto [late, s_late] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, rv, 0, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s_early, Disposition::kCopySend, 1)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s_rv, Disposition::kCopySend, 2), wait(), 20), Status::kSendInProgress);
+  ASSERT_EQ(send(kB, msg(s_late, Disposition::kCopySend, 3)), Status::kSuccess);
+  check();
+  // Join in an order unrelated to arrival.
+  ASSERT_EQ(core.move_member(kA, late, set, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, rv, set, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, early, set, fx), Status::kSuccess);
+  check();
+  const std::pair<int, Name> expect[] = {{1, early}, {2, rv}, {3, late}};
+  for (auto [id, member] : expect) {
+    Received m = recv(kA, set);
+    ASSERT_EQ(m.status, Status::kSuccess);
+    EXPECT_EQ(m.msg.id, id);
+    EXPECT_EQ(m.msg.local, member);
+  }
+  auto c = completion(20);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->status, Status::kSuccess);
+}
+
 // Finding the next message is O(1) in the member count: receiving from a set
 // of 10,000 members, each with a message, costs about what it costs with 10.
 // Measured as a ratio within one run, never as an absolute time.
