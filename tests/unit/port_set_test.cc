@@ -132,6 +132,74 @@ TEST_F(PortSetTest, RendezvousMembersAreSeenThroughTheSet) {
   EXPECT_EQ(c->status, Status::kSuccess);
 }
 
+TEST_F(PortSetTest, MovingAMemberTakesItsQueuedMessagesWithIt) {
+  Name s1 = pset();
+  Name s2 = pset();
+  auto [p1, x1] = port_with_sender(kA, kB);
+  auto [p2, x2] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.move_member(kA, p1, s1, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, p2, s2, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x2, Disposition::kCopySend, 1)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 2)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x2, Disposition::kCopySend, 3)), Status::kSuccess);
+  // Into the other set: its message joins that set's order and leaves s1's.
+  ASSERT_EQ(core.move_member(kA, p1, s2, fx), Status::kSuccess);
+  check();
+  EXPECT_EQ(recv(kA, s1).status, Status::kRcvTimedOut);
+  EXPECT_EQ(recv(kA, s2).msg.local, p2);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 4)), Status::kSuccess);
+  // Out of every set: its messages stay on the port, the set no longer sees
+  // them.
+  ASSERT_EQ(core.move_member(kA, p2, kNameNull, fx), Status::kSuccess);
+  check();
+  Received m = recv(kA, s2);
+  EXPECT_EQ(m.msg.id, 2);
+  EXPECT_EQ(m.msg.local, p1);
+  EXPECT_EQ(recv(kA, s2).msg.id, 4);
+  EXPECT_EQ(recv(kA, s2).status, Status::kRcvTimedOut);
+  EXPECT_EQ(status_of(kA, p2).msgcount, 1u);
+  EXPECT_EQ(recv(kA, p2).msg.id, 3);
+}
+
+TEST_F(PortSetTest, ASetReceiverKeepsWaitingWhenAMemberMovesAway) {
+  Name set = pset();
+  auto [p1, x1] = port_with_sender(kA, kB);
+  auto [p2, x2] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.move_member(kA, p1, set, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, p2, set, fx), Status::kSuccess);
+  ASSERT_EQ(recv_park(kA, set, 7), Status::kRcvInProgress);
+  Name moved = give(kA, p1, Disposition::kMoveReceive, kC);
+  EXPECT_FALSE(completion(7).has_value());  // the set is still there
+  EXPECT_EQ(status_of(kA, p2).pset, set);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 6)), Status::kSuccess);
+  EXPECT_FALSE(completion(7).has_value());  // p1 is kC's now, in no set
+  ASSERT_EQ(send(kB, msg(x2, Disposition::kCopySend, 5)), Status::kSuccess);
+  auto c = completion(7);
+  ASSERT_TRUE(c.has_value() && c->message.has_value());
+  EXPECT_EQ(c->message->id, 5);
+  EXPECT_EQ(c->message->local, p2);
+  EXPECT_EQ(recv(kC, moved).msg.id, 6);
+}
+
+TEST_F(PortSetTest, TooLargeWithLargeOnASetLeavesTheMessageQueued) {
+  Name set = pset();
+  auto [p1, x1] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.move_member(kA, p1, set, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 1, std::string(100, 'x'))), Status::kSuccess);
+  ReceiveOptions o;
+  o.max_size = 64;
+  o.large = true;
+  Received m = recv(kA, set, o);
+  EXPECT_EQ(m.status, Status::kRcvTooLarge);
+  EXPECT_EQ(m.needed, 24u + 100u);
+  EXPECT_EQ(status_of(kA, p1).msgcount, 1u);
+  check();
+  m = recv(kA, set);
+  EXPECT_EQ(m.status, Status::kSuccess);
+  EXPECT_EQ(m.msg.local, p1);
+  EXPECT_EQ(body_of(m.msg), std::string(100, 'x'));
+}
+
 // A blocked sender's message on a rendezvous port is visible from the moment
 // the sender starts waiting: it takes its place in arrival order like any
 // other, also when its port joins a set later.
