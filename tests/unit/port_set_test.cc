@@ -231,42 +231,46 @@ TEST_F(PortSetTest, RendezvousMessagesKeepTheirArrivalOrderWhenTheirPortJoinsASe
 }
 
 // Finding the next message is O(1) in the member count: receiving from a set
-// of 10,000 members, each with a message, costs about what it costs with 10.
-// Measured as a ratio within one run, never as an absolute time.
+// of 10,000 members costs about what it costs with 10. The messages go to the
+// first, a middle and the last member in turn, so that no order of scanning
+// the members could pass by luck. Measured as a ratio within one run (the
+// best of several interleaved rounds, so a busy machine does not fail it),
+// never as an absolute time. (A scan of the members per receive measured
+// about 450 times slower here; the bound is 3.)
 TEST_F(PortSetTest, NextMessageIsFoundInConstantTimeWhateverTheMemberCount) {
   auto run = [&](int members) {
     Name set = pset();
     std::vector<Name> ports;
-    Name sender_port = port();
-    (void)sender_port;
+    ports.reserve(members);
     for (int i = 0; i < members; ++i) {
       Name p = port();
       EXPECT_EQ(core.insert_right(kA, p, p, Disposition::kMakeSend, fx), Status::kSuccess);
       EXPECT_EQ(core.move_member(kA, p, set, fx), Status::kSuccess);
       ports.push_back(p);
     }
-    // The busiest member is the last to have joined.
-    constexpr int kMessages = 20000;
-    const Name busy = ports.back();
-    EXPECT_EQ(core.set_qlimit(kA, busy, kQueueLimitMax, fx), Status::kSuccess);
-    auto start = std::chrono::steady_clock::now();
+    const Name busy[3] = {ports.front(), ports[members / 2], ports.back()};
+    constexpr int kMessages = 15000;
+    int wrong = 0;
+    const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < kMessages; ++i) {
-      EXPECT_EQ(send(kA, msg(busy, Disposition::kCopySend, i)), Status::kSuccess);
+      const Name to = busy[i % 3];
+      if (send(kA, msg(to, Disposition::kCopySend, i)) != Status::kSuccess) ++wrong;
       Received m = recv(kA, set);
-      EXPECT_EQ(m.msg.id, i);
+      if (m.status != Status::kSuccess || m.msg.id != i || m.msg.local != to) ++wrong;
     }
-    auto elapsed = std::chrono::steady_clock::now() - start;
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(wrong, 0) << members << " members";
     for (Name p : ports) EXPECT_EQ(core.destroy(kA, p, fx), Status::kSuccess);
     EXPECT_EQ(core.destroy(kA, set, fx), Status::kSuccess);
     return std::chrono::duration<double>(elapsed).count();
   };
   run(10);  // warm up
   double small = 1e9, large = 1e9;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 5; ++i) {
     small = std::min(small, run(10));
     large = std::min(large, run(10000));
   }
-  // A linear scan over 10,000 members would be ~1000x slower; allow noise.
+  RecordProperty("ratio", std::to_string(large / small));
   EXPECT_LT(large / small, 3.0) << "small " << small << "s, large " << large << "s";
 }
 
