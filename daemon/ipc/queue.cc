@@ -517,7 +517,8 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
     refuse(Limit::kMessageBytes);
     return refused(Status::kSendTooLarge);
   }
-  size_t rights = 0;
+  size_t rights = 0;     // every right the body carries
+  size_t in_arrays = 0;  // those in out-of-line port arrays
   uint64_t ool_bytes = 0;
   uint64_t fds = 0;
   for (const auto& d : in.descriptors) {
@@ -527,10 +528,13 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
       ool_bytes += ool->size;
       ++fds;
     } else {
-      rights += std::get<OolPortsIn>(d).names.size();
+      in_arrays += std::get<OolPortsIn>(d).names.size();
     }
   }
-  if (in.descriptors.size() + rights > limits_.max_descriptors) {
+  rights += in_arrays;
+  // Descriptors and the ports in arrays count against one limit (as the
+  // codec counts them): a port descriptor is one.
+  if (in.descriptors.size() + in_arrays > limits_.max_descriptors) {
     refuse(Limit::kMessageDescriptors);
     return refused(Status::kSendTooLarge);
   }

@@ -77,6 +77,14 @@ TEST_F(QuotaTest, MessageSizeAndDescriptorLimits) {
       OolPortsIn{{kNameNull, kNameNull, kNameNull, kNameNull}, Disposition::kCopySend}};
   EXPECT_EQ(send(kB, m), Status::kSendTooLarge);
   EXPECT_EQ(core.last_refused_limit(), Limit::kMessageDescriptors);
+  // A port descriptor counts once: four of them are within the limit of 4,
+  // as the codec counts them.
+  m.descriptors.assign(4, PortDescIn{kNameNull, Disposition::kCopySend});
+  EXPECT_EQ(send(kB, m), Status::kSuccess);
+  m = msg(s);
+  m.descriptors.assign(5, PortDescIn{kNameNull, Disposition::kCopySend});
+  EXPECT_EQ(send(kB, m), Status::kSendTooLarge);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kMessageDescriptors);
 }
 
 TEST_F(QuotaTest, ParkedRequests) {
