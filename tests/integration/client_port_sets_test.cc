@@ -13,16 +13,10 @@
 namespace portd::testing {
 namespace {
 
-class ClientPortSetsTest : public ::testing::Test {
+class ClientPortSetsTest : public CrossProcessTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(daemon_.started());
-    task_ = connect_or_die(daemon_.socket_path(), "parent");
-    ASSERT_NE(task_, nullptr);
-    service_ = unique_service("sets");
-    auto inbox = task_->check_in(service_);
-    ASSERT_TRUE(inbox.ok());
-    inbox_ = std::move(*inbox);
+    CrossProcessTest::SetUp();
     auto set = task_->make_port_set();
     ASSERT_TRUE(set.ok());
     set_ = std::move(*set);
@@ -32,30 +26,19 @@ class ClientPortSetsTest : public ::testing::Test {
   std::vector<ReceiveRight> members(size_t n) {
     std::vector<ReceiveRight> out;
     for (size_t i = 0; i < n; ++i) {
-      auto p = task_->make_port();
-      EXPECT_TRUE(p.ok());
-      if (!p) break;
-      EXPECT_EQ(set_.insert(*p), Status::kSuccess);
-      out.push_back(std::move(*p));
+      out.push_back(make_port());
+      EXPECT_EQ(set_.insert(out.back()), Status::kSuccess);
     }
     return out;
   }
 
   // Starts an agent and gives it a send right to each of `ports`, in order.
   std::unique_ptr<Child> agent(AgentHandle* handle, const std::vector<ReceiveRight>& ports) {
-    auto child =
-        std::make_unique<Child>([this] { return run_agent(daemon_.socket_path(), service_); });
-    *handle = AgentHandle(task_, accept_hello(task_, inbox_, child->pid()));
     OutgoingMessage rights;
     for (const auto& p : ports) rights.add_port(p, Disposition::kMakeSend);
-    EXPECT_EQ(handle->call(agent::kTake, rights).a, static_cast<int64_t>(ports.size()));
-    return child;
+    return spawn_agent(handle, &rights);
   }
 
-  DaemonProcess daemon_;
-  std::shared_ptr<Task> task_;
-  std::string service_;
-  ReceiveRight inbox_;
   PortSet set_;
 };
 

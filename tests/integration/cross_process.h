@@ -11,11 +11,13 @@
 // daemon fails a test instead of hanging it.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +25,7 @@
 
 #include "portd/portd.h"
 #include "tests/integration/client_support.h"
+#include "tests/integration/daemon_fixture.h"
 
 namespace portd::testing {
 
@@ -131,6 +134,8 @@ enum Op : int32_t {
   kReceive = 13,  // {u32 index, i64 timeout_ms}: a message from receives[index]
   kSendAll = 14,  // {u32 stride}: to sends[(k*stride) % n] with id (k*stride) % n, k < n
   kExit = 15,
+  kWatch = 16,   // {u32 send index, u32 once index}: dead-name on sends[i] to onces[j]
+  kBackup = 17,  // {u32 receive index, u32 once index}: port-destroyed on receives[i] to onces[j]
 };
 
 // What an answer carries: a status and up to four numbers.
@@ -249,6 +254,22 @@ inline int serve(Peer& peer) {
         }
         break;
       }
+      case kWatch:
+      case kBackup: {
+        const auto index = get<uint32_t>(cmd->body, at);
+        const auto once = get<uint32_t>(cmd->body, at);
+        if (once >= onces.size()) return 96;
+        if (cmd->id == kWatch ? index >= sends.size() : index >= receives.size()) return 97;
+        const Name name = cmd->id == kWatch ? sends[index].name() : receives[index].name();
+        auto previous = peer.task->request_notification(
+            name, cmd->id == kWatch ? Notification::kDeadName : Notification::kPortDestroyed, 0,
+            onces[once].name(), Disposition::kMoveSendOnce);
+        answer.status = previous.status();
+        if (previous.ok()) onces[once].release();
+        answer.a = previous.ok() ? *previous : 0;
+        answer.b = name;
+        break;
+      }
       case kExit: return 0;
       default: return 94;
     }
@@ -306,6 +327,14 @@ class AgentHandle {
     agent::put(body, index);
     return call(agent::kProbe, std::move(body));
   }
+  // Arms a dead-name request on the agent's sends[index] (kWatch) or
+  // port-destroyed on its receives[index] (kBackup), through onces[once].
+  agent::Answer request(agent::Op op, uint32_t index, uint32_t once) {
+    std::vector<std::byte> body;
+    agent::put(body, index);
+    agent::put(body, once);
+    return call(op, std::move(body));
+  }
   agent::Answer receive(uint32_t index, int64_t timeout_ms) {
     std::vector<std::byte> body;
     agent::put(body, index);
@@ -331,5 +360,40 @@ inline int run_agent(const std::string& socket_path, const std::string& service)
   if (!peer) return 89;
   return agent::serve(*peer);
 }
+
+// A fixture: the daemon, the parent's task and inbox, and agents.
+class CrossProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(daemon_.started());
+    task_ = connect_or_die(daemon_.socket_path(), "parent");
+    ASSERT_NE(task_, nullptr);
+    service_ = unique_service("parent");
+    auto inbox = task_->check_in(service_);
+    ASSERT_TRUE(inbox.ok());
+    inbox_ = std::move(*inbox);
+  }
+
+  ReceiveRight make_port() {
+    auto p = task_->make_port();
+    EXPECT_EQ(p.status(), Status::kSuccess);
+    return p.ok() ? std::move(*p) : ReceiveRight();
+  }
+
+  // Forks an agent and connects `handle` to it. If `rights` is given, the
+  // agent takes what it carries first.
+  std::unique_ptr<Child> spawn_agent(AgentHandle* handle, OutgoingMessage* rights = nullptr) {
+    auto child =
+        std::make_unique<Child>([this] { return run_agent(daemon_.socket_path(), service_); });
+    *handle = AgentHandle(task_, accept_hello(task_, inbox_, child->pid()));
+    if (rights != nullptr) EXPECT_EQ(handle->call(agent::kTake, *rights).status, Status::kSuccess);
+    return child;
+  }
+
+  DaemonProcess daemon_;
+  std::shared_ptr<Task> task_;
+  std::string service_;
+  ReceiveRight inbox_;
+};
 
 }  // namespace portd::testing
