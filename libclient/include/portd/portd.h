@@ -3,6 +3,7 @@
 #pragma once
 
 #include "portd/message.h"
+#include "portd/notification.h"
 #include "portd/result.h"
 #include "portd/rights.h"
 #include "portd/status.h"
