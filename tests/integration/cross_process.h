@@ -136,6 +136,7 @@ enum Op : int32_t {
   kExit = 15,
   kWatch = 16,   // {u32 send index, u32 once index}: dead-name on sends[i] to onces[j]
   kBackup = 17,  // {u32 receive index, u32 once index}: port-destroyed on receives[i] to onces[j]
+  kReply = 18,   // {u32 index, i32 id}: a message through onces[index] (used up), timeout 0
 };
 
 // What an answer carries: a status and up to four numbers.
@@ -254,6 +255,15 @@ inline int serve(Peer& peer) {
         }
         break;
       }
+      case kReply: {
+        const auto index = get<uint32_t>(cmd->body, at);
+        const auto id = get<int32_t>(cmd->body, at);
+        if (index >= onces.size()) return 98;
+        OutgoingMessage reply;
+        reply.set_remote(std::move(onces[index])).set_id(id).set_body("reply");
+        answer.status = peer.task->send(reply, SendOptions{std::chrono::milliseconds(0)});
+        break;
+      }
       case kWatch:
       case kBackup: {
         const auto index = get<uint32_t>(cmd->body, at);
@@ -326,6 +336,12 @@ class AgentHandle {
     std::vector<std::byte> body;
     agent::put(body, index);
     return call(agent::kProbe, std::move(body));
+  }
+  Status reply(uint32_t index, int32_t id) {
+    std::vector<std::byte> body;
+    agent::put(body, index);
+    agent::put(body, id);
+    return call(agent::kReply, std::move(body)).status;
   }
   // Arms a dead-name request on the agent's sends[index] (kWatch) or
   // port-destroyed on its receives[index] (kBackup), through onces[once].
