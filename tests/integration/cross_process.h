@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,11 @@
 #include "portd/portd.h"
 #include "tests/integration/client_support.h"
 #include "tests/integration/daemon_fixture.h"
+
+namespace portd {
+// GoogleTest prints statuses by name (found by argument-dependent lookup).
+inline void PrintTo(Status s, std::ostream* os) { *os << status_name(s); }
+}  // namespace portd
 
 namespace portd::testing {
 
