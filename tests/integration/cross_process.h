@@ -143,6 +143,8 @@ enum Op : int32_t {
   kWatch = 16,   // {u32 send index, u32 once index}: dead-name on sends[i] to onces[j]
   kBackup = 17,  // {u32 receive index, u32 once index}: port-destroyed on receives[i] to onces[j]
   kReply = 18,   // {u32 index, i32 id}: a message through onces[index] (used up), timeout 0
+  kStatus = 19,  // {u32 index}: qlimit, mscount, msgcount, srights of receives[index]
+  kGiveReceive = 20,  // {u32 receive index, u32 send index}: receives[i] moved to sends[j]
 };
 
 // What an answer carries: a status and up to four numbers.
@@ -270,6 +272,32 @@ inline int serve(Peer& peer) {
         answer.status = peer.task->send(reply, SendOptions{std::chrono::milliseconds(0)});
         break;
       }
+      case kStatus: {
+        const auto index = get<uint32_t>(cmd->body, at);
+        if (index >= receives.size()) return 99;
+        auto st = receives[index].status();
+        answer.status = st.status();
+        if (st.ok()) {
+          answer.a = st->qlimit;
+          answer.b = st->mscount;
+          answer.c = st->msgcount;
+          answer.d = st->srights ? 1 : 0;
+        }
+        break;
+      }
+      case kGiveReceive: {
+        const auto index = get<uint32_t>(cmd->body, at);
+        const auto to = get<uint32_t>(cmd->body, at);
+        if (index >= receives.size() || to >= sends.size()) return 88;
+        const Name name = receives[index].name();
+        OutgoingMessage give;  // by raw name: the handle lets go only if it went
+        give.set_remote(sends[to]).set_id(7).add_port(name, Disposition::kMoveReceive);
+        answer.status = peer.task->send(give, SendOptions{std::chrono::milliseconds(0)});
+        if (ok(answer.status)) receives[index].release();
+        auto type = peer.task->type(name);
+        answer.a = type.ok() ? *type : 0;
+        break;
+      }
       case kWatch:
       case kBackup: {
         const auto index = get<uint32_t>(cmd->body, at);
@@ -348,6 +376,17 @@ class AgentHandle {
     agent::put(body, index);
     agent::put(body, id);
     return call(agent::kReply, std::move(body)).status;
+  }
+  agent::Answer status(uint32_t index) {
+    std::vector<std::byte> body;
+    agent::put(body, index);
+    return call(agent::kStatus, std::move(body));
+  }
+  agent::Answer give_receive(uint32_t index, uint32_t to) {
+    std::vector<std::byte> body;
+    agent::put(body, index);
+    agent::put(body, to);
+    return call(agent::kGiveReceive, std::move(body));
   }
   // Arms a dead-name request on the agent's sends[index] (kWatch) or
   // port-destroyed on its receives[index] (kBackup), through onces[once].
