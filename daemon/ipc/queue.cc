@@ -455,14 +455,16 @@ void CoreImpl::set_add(PortSet* s, Port* p) {
   assert(p->pset == nullptr);
   p->pset = s;
   s->members.push_back(p);
-  // Merge p's queued messages into the set's arrival order.
-  Message* pos = s->queue.front();
-  for (Message* m = p->queue.front(); m != nullptr; m = p->queue.next(m)) {
-    while (pos != nullptr && pos->arrival < m->arrival) pos = s->queue.next(pos);
+  // Merge p's queued messages into the set's arrival order, from the newest
+  // end: a port usually joins with recent messages, so this costs about
+  // the number of p's messages, and never more than both queues together.
+  Message* pos = s->queue.back();
+  for (Message* m = p->queue.back(); m != nullptr; m = p->queue.prev(m)) {
+    while (pos != nullptr && pos->arrival > m->arrival) pos = s->queue.prev(pos);
     if (pos != nullptr)
-      s->queue.insert_before(pos, m);
+      s->queue.insert_after(pos, m);
     else
-      s->queue.push_back(m);
+      s->queue.push_front(m);
   }
 }
 
