@@ -1,5 +1,7 @@
 // Port sets: membership, arrival order across members, O(1) selection,
 // destruction and members dying.
+#include <time.h>
+
 #include <chrono>
 
 #include "unit/core_fixture.h"
@@ -235,8 +237,16 @@ TEST_F(PortSetTest, RendezvousMessagesKeepTheirArrivalOrderWhenTheirPortJoinsASe
 // first, a middle and the last member in turn, so that no order of scanning
 // the members could pass by luck. Measured as a ratio within one run (the
 // best of several interleaved rounds, so a busy machine does not fail it),
-// never as an absolute time. (A scan of the members per receive measured
-// about 450 times slower here; the bound is 3.)
+// never as an absolute time, and in this thread's CPU time, so that being
+// preempted on a busy machine (more likely right after a large setup) does
+// not count. (A scan of the members per receive measured about 450 times
+// slower here; the bound is 5.)
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 TEST_F(PortSetTest, NextMessageIsFoundInConstantTimeWhateverTheMemberCount) {
   auto run = [&](int members) {
     Name set = pset();
@@ -251,18 +261,18 @@ TEST_F(PortSetTest, NextMessageIsFoundInConstantTimeWhateverTheMemberCount) {
     const Name busy[3] = {ports.front(), ports[members / 2], ports.back()};
     constexpr int kMessages = 15000;
     int wrong = 0;
-    const auto start = std::chrono::steady_clock::now();
+    const double start = thread_cpu_seconds();
     for (int i = 0; i < kMessages; ++i) {
       const Name to = busy[i % 3];
       if (send(kA, msg(to, Disposition::kCopySend, i)) != Status::kSuccess) ++wrong;
       Received m = recv(kA, set);
       if (m.status != Status::kSuccess || m.msg.id != i || m.msg.local != to) ++wrong;
     }
-    const auto elapsed = std::chrono::steady_clock::now() - start;
+    const double elapsed = thread_cpu_seconds() - start;
     EXPECT_EQ(wrong, 0) << members << " members";
     for (Name p : ports) EXPECT_EQ(core.destroy(kA, p, fx), Status::kSuccess);
     EXPECT_EQ(core.destroy(kA, set, fx), Status::kSuccess);
-    return std::chrono::duration<double>(elapsed).count();
+    return elapsed;
   };
   run(10);  // warm up
   double small = 1e9, large = 1e9;
@@ -271,7 +281,7 @@ TEST_F(PortSetTest, NextMessageIsFoundInConstantTimeWhateverTheMemberCount) {
     large = std::min(large, run(10000));
   }
   RecordProperty("ratio", std::to_string(large / small));
-  EXPECT_LT(large / small, 3.0) << "small " << small << "s, large " << large << "s";
+  EXPECT_LT(large / small, 5.0) << "small " << small << "s, large " << large << "s";
 }
 
 }  // namespace
