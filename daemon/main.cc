@@ -2,6 +2,7 @@
 // daemon/server (the shell) and daemon/ipc (the core).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
@@ -36,6 +37,17 @@ int main(int argc, char** argv) {
   // Writes to a client that went away fail with EPIPE; MSG_NOSIGNAL covers
   // sendmsg, this covers anything else.
   std::signal(SIGPIPE, SIG_IGN);
+
+  // Every out-of-line region in flight is an fd the daemon holds (up to the
+  // per-uid fds_in_flight quota, 8192 by default): the soft limit of 1024 that
+  // most sessions start with is far too low, so take what the hard limit
+  // allows.
+  if (rlimit nofile{};
+      ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+      spdlog::warn("could not raise the open-file limit to {}", nofile.rlim_max);
+  }
 
   portd::server::ServerOptions options;
   options.frame_limits.max_frame_bytes = max_frame_bytes;

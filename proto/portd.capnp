@@ -50,13 +50,25 @@ struct PortDescriptor {
 
 struct OolDescriptor {
   # Out-of-line memory: a sealed memfd (or, when volatile, a pool segment)
-  # passed with SCM_RIGHTS in the same frame, in descriptor order.
+  # passed with SCM_RIGHTS in the same frame, in descriptor order. Sealed:
+  # SHRINK, GROW, WRITE and SEAL; volatile: at least SHRINK (so that a
+  # receiver's mapping can never lose its pages).
   size @0 :UInt64;
   # Bytes of the region that belong to the message.
   volatile @1 :Bool;
   # The region is not sealed: the sender may still write to it.
   deallocate @2 :Bool;
   # Sent in move mode (the sender gave its buffer up). Informational.
+  releaseSignal @3 :Bool;
+  # Volatile regions only: a second fd follows the region's in the frame, the
+  # write end of a pipe whose read end the sender keeps. The receiver closes
+  # it once it no longer maps the region; the sender sees end of file and
+  # reuses the region (docs/ool.md). The daemon only holds and passes it on.
+  body @4 :Bool;
+  # The region is the message's body, sent out of line because it was large.
+  # Its `size` bytes follow the inline body; libportd's C++ API gives them
+  # back as the body. Counted as body bytes, not as a descriptor, in the Mach
+  # layout size a receive checks against its buffer.
 }
 
 struct OolPortsDescriptor {
@@ -228,7 +240,8 @@ struct Request {
   # Chosen by the client, echoed in the reply. Must not be 0 and must not
   # repeat the id of a request still in progress.
   fdCount @1 :UInt16;
-  # Descriptors passed with this frame, consumed in OOL-descriptor order.
+  # Descriptors passed with this frame: one per OOL descriptor, in order, and
+  # after a region with releaseSignal its release fd.
   union {
     hello @2 :Hello;
     cancel @3 :UInt64;

@@ -24,11 +24,19 @@ struct PortDescIn {
   Disposition disposition = Disposition::kNone;
 };
 
+// One region; its attachment holds one fd, or two with a release signal
+// (volatile regions: a pipe the receiver closes when it lets the region go).
+// A body region is the message's body sent out of line: it counts as body
+// bytes in the Mach layout size, not as a descriptor.
 struct OolIn {
   AttachmentId attachment = 0;
   uint64_t size = 0;
   bool is_volatile = false;
   bool deallocate = false;
+  bool release_signal = false;
+  bool is_body = false;
+
+  uint64_t fds() const { return release_signal ? 2 : 1; }
 };
 
 struct OolPortsIn {
@@ -58,6 +66,8 @@ struct OolOut {
   uint64_t size = 0;
   bool is_volatile = false;
   bool deallocate = false;
+  bool release_signal = false;
+  bool is_body = false;
 };
 
 struct OolPortsOut {
@@ -94,14 +104,23 @@ inline constexpr uint32_t kMachOolDescriptorSize = 16;
 
 // The size a message occupies in Mach layout, trailer excluded: header, then
 // for a complex message the descriptor count and descriptors, then the body.
+// A body region (the body sent out of line) counts as body bytes. Works on
+// any descriptor variant ordered port, memory, port array whose memory
+// alternative has `size` and `is_body`.
 template <typename Descriptors>
 uint64_t mach_size(const Descriptors& descriptors, uint64_t body_bytes) {
   uint64_t size = kMachHeaderSize + body_bytes;
-  if (!descriptors.empty()) {
-    size += kMachBodySize;
-    for (const auto& d : descriptors)
-      size += d.index() == 0 ? kMachPortDescriptorSize : kMachOolDescriptorSize;
+  uint64_t described = 0;
+  for (const auto& d : descriptors) {
+    if (d.index() == 0) {
+      described += kMachPortDescriptorSize;
+    } else if (d.index() == 1 && std::get<1>(d).is_body) {
+      size += std::get<1>(d).size;
+    } else {
+      described += kMachOolDescriptorSize;
+    }
   }
+  if (described != 0) size += kMachBodySize + described;
   return size;
 }
 

@@ -99,6 +99,8 @@ struct OolAttachment {
   uint64_t size = 0;
   bool is_volatile = false;
   bool deallocate = false;
+  bool release_signal = false;  // the attachment holds a second fd
+  bool is_body = false;
 };
 
 // An out-of-line array of port rights, all of one type.

@@ -222,7 +222,8 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
       out.descriptors.emplace_back(PortDescOut{copyout(space, std::move(*r), fx, &ok), type});
       body_ok = body_ok && ok;
     } else if (auto* ool = std::get_if<OolAttachment>(&d)) {
-      out.descriptors.emplace_back(OolOut{ool->id, ool->size, ool->is_volatile, ool->deallocate});
+      out.descriptors.emplace_back(OolOut{ool->id, ool->size, ool->is_volatile, ool->deallocate,
+                                          ool->release_signal, ool->is_body});
     } else {
       auto& ports = std::get<HeldPorts>(d);
       OolPortsOut po;
@@ -528,7 +529,7 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
       ++rights;
     } else if (const auto* ool = std::get_if<OolIn>(&d)) {
       ool_bytes += ool->size;
-      ++fds;
+      fds += ool->fds();
     } else {
       in_arrays += std::get<OolPortsIn>(d).names.size();
     }
@@ -633,8 +634,9 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
     if (std::holds_alternative<PortDescIn>(d)) {
       m->descriptors.emplace_back(take_next());
     } else if (const auto* ool = std::get_if<OolIn>(&d)) {
-      m->descriptors.emplace_back(
-          OolAttachment{ool->attachment, ool->size, ool->is_volatile, ool->deallocate});
+      m->descriptors.emplace_back(OolAttachment{ool->attachment, ool->size, ool->is_volatile,
+                                                ool->deallocate, ool->release_signal,
+                                                ool->is_body});
     } else {
       const auto& names = std::get<OolPortsIn>(d);
       HeldPorts ports;

@@ -2,10 +2,14 @@
 // flight, by AttachmentId.
 //
 // The core never sees an fd: it counts and charges attachment ids and hands
-// them back, either in a delivered MessageOut (the shell then sends the fd to
-// the receiver and forgets it) or in Effects::released (the message was
-// destroyed unreceived; the shell closes the fd). This table is the only
+// them back, either in a delivered MessageOut (the shell then sends the fds to
+// the receiver and forgets them) or in Effects::released (the message was
+// destroyed unreceived; the shell closes the fds). This table is the only
 // owner of those fds. Ids are never reused.
+//
+// An attachment is one region's fd and, for a volatile region sent with a
+// release signal, the write end of the sender's pipe (docs/ool.md): the two
+// always travel, and close, together.
 #pragma once
 
 #include <cstdint>
@@ -17,25 +21,37 @@
 
 namespace portd::server {
 
+struct AttachmentFds {
+  proto::UniqueFd region;
+  proto::UniqueFd release;  // invalid unless the region has a release signal
+};
+
 class Attachments {
  public:
-  ipc::AttachmentId add(proto::UniqueFd fd);
-  // Takes the fd out of the table (an invalid UniqueFd if the id is unknown).
-  proto::UniqueFd take(ipc::AttachmentId id);
-  // Closes the fd. Unknown ids are ignored.
+  ipc::AttachmentId add(AttachmentFds fds);
+  // Takes the fds out of the table (an invalid region fd if the id is
+  // unknown).
+  AttachmentFds take(ipc::AttachmentId id);
+  // Closes the fds. Unknown ids are ignored.
   void release(ipc::AttachmentId id);
   bool contains(ipc::AttachmentId id) const { return fds_.count(id) != 0; }
   size_t size() const { return fds_.size(); }
 
  private:
   ipc::AttachmentId next_ = 1;
-  std::unordered_map<ipc::AttachmentId, proto::UniqueFd> fds_;
+  std::unordered_map<ipc::AttachmentId, AttachmentFds> fds_;
 };
 
 // Checks that `fd` may carry `size` bytes of out-of-line memory (DESIGN 3):
-// a regular file (a memfd) at least `size` bytes long and, unless volatile,
-// sealed against shrinking, growing, writing and further sealing. The payload
-// is never mapped. kSuccess or kSendInvalidMemory.
+// a regular file (a memfd) at least `size` bytes long, sealed against
+// shrinking, and unless volatile also against growing, writing and further
+// sealing. (A volatile region may be written by its sender, but it may never
+// shrink: a receiver's mapping would lose pages and fault with SIGBUS.) The
+// payload is never mapped. kSuccess or kSendInvalidMemory.
 Status check_ool_fd(int fd, uint64_t size, bool is_volatile);
+
+// Checks a release signal: the write end of a pipe (never read or written
+// here). kSuccess or kSendInvalidMemory.
+Status check_release_fd(int fd);
 
 }  // namespace portd::server

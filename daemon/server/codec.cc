@@ -63,7 +63,12 @@ Refusal decode_descriptors(capnp::List<wire::OutDescriptor>::Reader in, const ip
       }
       case wire::OutDescriptor::OOL: {
         auto ool = d.getOol();
-        out->push_back(ipc::OolIn{0, ool.getSize(), ool.getVolatile(), ool.getDeallocate()});
+        // The release signal is the volatile pool's return path; a sealed
+        // region has nothing to return.
+        if (ool.getReleaseSignal() && !ool.getVolatile())
+          return refuse(Status::kSendInvalidMemory, "release signal on a sealed region");
+        out->push_back(ipc::OolIn{0, ool.getSize(), ool.getVolatile(), ool.getDeallocate(),
+                                  ool.getReleaseSignal(), ool.getBody()});
         break;
       }
       case wire::OutDescriptor::OOL_PORTS: {
@@ -168,9 +173,10 @@ Refusal decode_bootstrap_name(capnp::Text::Reader in, std::string* out) {
   return kAccepted;
 }
 
-size_t ool_count(const ipc::MessageIn& message) {
+size_t ool_fd_count(const ipc::MessageIn& message) {
   size_t n = 0;
-  for (const auto& d : message.descriptors) n += std::holds_alternative<ipc::OolIn>(d);
+  for (const auto& d : message.descriptors)
+    if (const auto* ool = std::get_if<ipc::OolIn>(&d)) n += ool->fds();
   return n;
 }
 
@@ -279,10 +285,10 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
         return refused_request(std::move(d), f);
       if (Refusal f = decode_send_options(s.getOptions(), &r.options); refused(f))
         return refused_request(std::move(d), f);
-      if (ool_count(r.message) != d.fd_count)
+      if (ool_fd_count(r.message) != d.fd_count)
         return refused_request(std::move(d),
                                refuse(Status::kSendInvalidMemory,
-                                      "fdCount differs from the number of OOL descriptors"));
+                                      "fdCount differs from the fds the OOL descriptors take"));
       return accepted(std::move(d), std::move(r));
     }
     case wire::Request::RECEIVE: {
@@ -300,10 +306,10 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
         return refused_request(std::move(d), f);
       if (Refusal f = decode_receive_options(s.getReceiveOptions(), &r.receive); refused(f))
         return refused_request(std::move(d), f);
-      if (ool_count(r.message) != d.fd_count)
+      if (ool_fd_count(r.message) != d.fd_count)
         return refused_request(std::move(d),
                                refuse(Status::kSendInvalidMemory,
-                                      "fdCount differs from the number of OOL descriptors"));
+                                      "fdCount differs from the fds the OOL descriptors take"));
       return accepted(std::move(d), std::move(r));
     }
     case wire::Request::BOOTSTRAP_CHECK_IN: {
@@ -383,6 +389,8 @@ void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out) {
         o.setSize(ool->size);
         o.setVolatile(ool->is_volatile);
         o.setDeallocate(ool->deallocate);
+        o.setReleaseSignal(ool->release_signal);
+        o.setBody(ool->is_body);
       } else {
         const auto& ports = std::get<ipc::OolPortsOut>(desc);
         auto p = d.initOolPorts();

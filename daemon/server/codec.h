@@ -162,9 +162,9 @@ Refusal decode_send_options(wire::SendOptions::Reader in, ipc::SendOptions* out)
 Refusal decode_receive_options(wire::ReceiveOptions::Reader in, ipc::ReceiveOptions* out);
 Refusal decode_bootstrap_name(capnp::Text::Reader in, std::string* out);
 
-// Number of out-of-line memory descriptors in a message: each takes one fd of
-// the frame, in order.
-size_t ool_count(const ipc::MessageIn& message);
+// Number of fds the out-of-line memory descriptors of a message take from its
+// frame, in order: one per region, two for a region with a release signal.
+size_t ool_fd_count(const ipc::MessageIn& message);
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -173,8 +173,9 @@ size_t ool_count(const ipc::MessageIn& message);
 void encode_reply_header(wire::Reply::Builder reply, uint64_t id, Status status,
                          ipc::Limit limit = ipc::Limit::kNone);
 
-// A received message. Every OOL descriptor's fd must travel with the frame, in
-// descriptor order; the caller sets the Reply's fdCount.
+// A received message. Every OOL descriptor's fds (the region's, then its
+// release fd if it has one) must travel with the frame, in descriptor order;
+// the caller sets the Reply's fdCount.
 void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out);
 void encode_port_status(const ipc::PortStatus& in, wire::PortStatus::Builder out);
 void encode_names(const std::vector<ipc::NameInfo>& in, wire::Reply::Builder reply);

@@ -118,21 +118,28 @@ void Driver::do_cancel(ipc::TaskId task, TaskState& state, uint64_t id, const re
 }
 
 Status Driver::attach_ool(ipc::MessageIn& message, std::vector<proto::UniqueFd>& fds) {
-  // The codec checked that there is one fd per OOL descriptor.
+  // The codec checked that the frame brought exactly the fds the OOL
+  // descriptors take: the region's, then its release fd if it has one. All
+  // are checked before any is registered.
   size_t next = 0;
   for (auto& d : message.descriptors) {
     auto* ool = std::get_if<ipc::OolIn>(&d);
     if (ool == nullptr) continue;
-    if (next >= fds.size() || !ok(check_ool_fd(fds[next].get(), ool->size, ool->is_volatile))) {
-      release_ool(message);  // those registered so far; the rest close with `fds`
-      return Status::kSendInvalidMemory;
-    }
-    ++next;
+    if (next + ool->fds() > fds.size() ||
+        !ok(check_ool_fd(fds[next].get(), ool->size, ool->is_volatile)) ||
+        (ool->release_signal && !ok(check_release_fd(fds[next + 1].get()))))
+      return Status::kSendInvalidMemory;  // every fd closes with `fds`
+    next += ool->fds();
   }
   next = 0;
-  for (auto& d : message.descriptors)
-    if (auto* ool = std::get_if<ipc::OolIn>(&d))
-      ool->attachment = attachments_.add(std::move(fds[next++]));
+  for (auto& d : message.descriptors) {
+    auto* ool = std::get_if<ipc::OolIn>(&d);
+    if (ool == nullptr) continue;
+    AttachmentFds entry;
+    entry.region = std::move(fds[next++]);
+    if (ool->release_signal) entry.release = std::move(fds[next++]);
+    ool->attachment = attachments_.add(std::move(entry));
+  }
   return Status::kSuccess;
 }
 
@@ -419,14 +426,16 @@ bool Driver::carries_message(Status status) {
 
 void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, Status status) {
   // The OOL fds leave the table and travel with the reply, in descriptor
-  // order; the writer closes them once sent.
+  // order (a region's fd, then its release fd); the writer closes them once
+  // sent.
   std::vector<proto::UniqueFd> fds;
   bool missing = false;
   for (const auto& d : out.descriptors) {
     if (const auto* ool = std::get_if<ipc::OolOut>(&d)) {
-      proto::UniqueFd fd = attachments_.take(ool->attachment);
-      if (!fd) missing = true;
-      fds.push_back(std::move(fd));
+      AttachmentFds entry = attachments_.take(ool->attachment);
+      if (!entry.region || entry.release.valid() != ool->release_signal) missing = true;
+      fds.push_back(std::move(entry.region));
+      if (ool->release_signal) fds.push_back(std::move(entry.release));
     }
   }
   if (missing) {

@@ -16,7 +16,7 @@ bool valid_send_disposition(Disposition d) {
 }
 
 ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>& fds,
-                               size_t* next_fd, bool* ok, std::string* error) {
+                               std::vector<IncomingRegion>* regions, bool* ok, std::string* error) {
   ReceivedMessage m;
   m.remote = in.getRemote();
   m.remote_type = static_cast<RightType>(in.getRemoteType());
@@ -28,6 +28,7 @@ ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>
   if (body.size() != 0) std::memcpy(m.body.data(), body.begin(), body.size());
   auto descriptors = in.getDescriptors();
   m.descriptors.reserve(descriptors.size());
+  size_t next_fd = 0;
   for (auto d : descriptors) {
     switch (d.which()) {
       case wire::OutDescriptor::PORT: {
@@ -38,17 +39,27 @@ ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>
       }
       case wire::OutDescriptor::OOL: {
         auto o = d.getOol();
-        if (*next_fd >= fds.size()) {
+        const size_t needed = o.getReleaseSignal() ? 2 : 1;
+        if (fds.size() - next_fd < needed) {
           *ok = false;
           *error = "reply has more out-of-line regions than file descriptors";
           return m;
         }
-        ReceivedOolMemory mem;
-        mem.size = o.getSize();
-        mem.is_volatile = o.getVolatile();
-        mem.deallocate = o.getDeallocate();
-        mem.fd = std::move(fds[(*next_fd)++]);
-        m.descriptors.emplace_back(std::move(mem));
+        IncomingRegion region;
+        region.index = m.descriptors.size();
+        region.size = o.getSize();
+        region.is_volatile = o.getVolatile();
+        region.is_body = o.getBody();
+        region.fd = std::move(fds[next_fd++]);
+        if (o.getReleaseSignal()) region.release = std::move(fds[next_fd++]);
+        if (!region.is_body) {
+          ReceivedOolMemory mem;
+          mem.size = o.getSize();
+          mem.is_volatile = o.getVolatile();
+          mem.deallocate = o.getDeallocate();
+          m.descriptors.emplace_back(std::move(mem));
+        }
+        regions->push_back(std::move(region));
         break;
       }
       case wire::OutDescriptor::OOL_PORTS: {
@@ -112,8 +123,7 @@ bool decode_reply_unchecked(wire::Reply::Reader reply, std::vector<UniqueFd>& fd
     }
     case wire::Reply::MESSAGE: {
       bool ok = true;
-      size_t next_fd = 0;
-      out->message = decode_message(reply.getMessage(), fds, &next_fd, &ok, error);
+      out->message = decode_message(reply.getMessage(), fds, &out->regions, &ok, error);
       if (!ok) return false;
       break;
     }
@@ -140,9 +150,9 @@ int64_t wire_timeout(std::optional<std::chrono::milliseconds> timeout) {
   return timeout->count() < 0 ? 0 : static_cast<int64_t>(timeout->count());
 }
 
-Status encode_message(const OutgoingMessage& message, wire::OutMessage::Builder out) {
+Status encode_message(const OutgoingMessage& message, const OolRegion* body,
+                      wire::OutMessage::Builder out) {
   for (const auto& d : message.descriptors()) {
-    if (std::holds_alternative<OolMemoryDescriptor>(d)) return Status::kNotSupported;
     if (const auto* p = std::get_if<PortDescriptor>(&d);
         p != nullptr && !valid_send_disposition(p->disposition)) {
       return Status::kSendInvalidType;
@@ -157,14 +167,21 @@ Status encode_message(const OutgoingMessage& message, wire::OutMessage::Builder 
   out.setLocal(message.local());
   out.setLocalDisposition(static_cast<uint8_t>(message.local_disposition()));
   out.setId(message.id());
-  const auto& body = message.body();
-  if (!body.empty()) {
-    auto data = out.initBody(static_cast<unsigned>(body.size()));
-    std::memcpy(data.begin(), body.data(), body.size());
+  const auto& inline_body = message.body();
+  if (body == nullptr && !inline_body.empty()) {
+    auto data = out.initBody(static_cast<unsigned>(inline_body.size()));
+    std::memcpy(data.begin(), inline_body.data(), inline_body.size());
   }
   const auto& descriptors = message.descriptors();
-  if (!descriptors.empty()) {
-    auto list = out.initDescriptors(static_cast<unsigned>(descriptors.size()));
+  const unsigned count = static_cast<unsigned>(descriptors.size()) + (body != nullptr ? 1 : 0);
+  if (count != 0) {
+    auto list = out.initDescriptors(count);
+    auto put_region = [](wire::OolDescriptor::Builder ool, const OolRegion& region) {
+      ool.setSize(region.size());
+      ool.setVolatile(region.is_volatile());
+      ool.setDeallocate(region.deallocate());
+      ool.setReleaseSignal(region.pooled());
+    };
     for (unsigned i = 0; i < descriptors.size(); ++i) {
       if (const auto* p = std::get_if<PortDescriptor>(&descriptors[i])) {
         auto port = list[i].initPort();
@@ -175,7 +192,14 @@ Status encode_message(const OutgoingMessage& message, wire::OutMessage::Builder 
         ports.setDisposition(static_cast<uint8_t>(a->disposition));
         auto names = ports.initNames(static_cast<unsigned>(a->names.size()));
         for (unsigned j = 0; j < a->names.size(); ++j) names.set(j, a->names[j]);
+      } else {
+        put_region(list[i].initOol(), std::get<OolRegion>(descriptors[i]));
       }
+    }
+    if (body != nullptr) {
+      auto ool = list[count - 1].initOol();
+      put_region(ool, *body);
+      ool.setBody(true);
     }
   }
   return Status::kSuccess;

@@ -28,6 +28,29 @@ struct HelloInfo {
   uint32_t max_inline_body = 0;
 };
 
+// An out-of-line region of a received message, as the reply brought it:
+// task.cc maps it into the message's descriptor `index` (or, for a body
+// region, appends it to the body).
+struct IncomingRegion {
+  size_t index = 0;
+  uint64_t size = 0;
+  bool is_volatile = false;
+  bool is_body = false;
+  UniqueFd fd;
+  UniqueFd release;  // with a release signal
+};
+
+// What a message's out-of-line regions add to its frame.
+struct OutgoingRegions {
+  // The body, put out of line because it is over the threshold.
+  std::optional<OolRegion> body;
+  // The frame's fds, in wire order (see encode_message).
+  std::vector<UniqueFd> fds;
+  // For each pooled region, in descriptor order: the read end of the pipe
+  // whose write end is its release signal.
+  std::vector<UniqueFd> release_reads;
+};
+
 // A decoded Reply. `which` says which of the value fields is meaningful.
 struct ReplyData {
   wire::Reply::Which which = wire::Reply::NONE;
@@ -42,25 +65,34 @@ struct ReplyData {
   std::vector<NameInfo> names;
   PortStatus attributes;
   std::optional<ReceivedMessage> message;
+  // The message's out-of-line regions, unmapped, in descriptor order; their
+  // descriptors in `message` (body regions excepted, which have none) carry
+  // size and flags and an empty mapping.
+  std::vector<IncomingRegion> regions;
   std::vector<BootstrapEntry> bootstrap;
 };
 
 // A timeout as the wire says it: -1 waits forever, 0 never waits, n ms.
 int64_t wire_timeout(std::optional<std::chrono::milliseconds> timeout);
 
-// Fills `out` from `message`. Returns KERN_NOT_SUPPORTED, having filled
-// nothing that matters, if the message carries out-of-line memory (not
-// implemented yet), and MACH_SEND_INVALID_TYPE for a descriptor without a
-// valid disposition.
-Status encode_message(const OutgoingMessage& message, wire::OutMessage::Builder out);
+// Fills `out` from `message`; `body`, if not null, is the body sent out of
+// line (the inline body is then left empty and the region described last,
+// flagged as the body). Out-of-line regions take their fds from the frame in
+// descriptor order: the region's, then for a pooled (volatile) region its
+// release signal; the caller attaches them. Returns MACH_SEND_INVALID_TYPE,
+// having filled nothing that matters, for a descriptor without a valid
+// disposition.
+Status encode_message(const OutgoingMessage& message, const OolRegion* body,
+                      wire::OutMessage::Builder out);
 void encode_send_options(const SendOptions& options, uint64_t thread,
                          wire::SendOptions::Builder out);
 void encode_receive_options(Name name, const ReceiveOptions& options,
                             wire::ReceiveOptions::Builder out);
 
 // Decodes `reply`, taking the out-of-line fds of a received message from
-// `fds` in descriptor order. Returns false, with `error` set, if the reply is
-// malformed (including anything Cap'n Proto throws).
+// `fds` in descriptor order into out->regions (nothing is mapped here).
+// Returns false, with `error` set, if the reply is malformed (including
+// anything Cap'n Proto throws).
 bool decode_reply(wire::Reply::Reader reply, std::vector<UniqueFd>& fds, ReplyData* out,
                   std::string* error);
 

@@ -1,14 +1,17 @@
 #include "libclient/src/connection.h"
 
 #include <capnp/serialize.h>
+#include <fcntl.h>
 #include <kj/exception.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <unordered_set>
 
 namespace portd::detail {
 
@@ -32,15 +35,64 @@ constexpr int kWriterPollMs = 50;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// Every Connection of this process. A child made by fork() inherits the
+// parent's sockets; if it kept them open, the daemon would not see a parent
+// that exits (or closes its Task) go away while the child lives, and the
+// parent's task and rights would outlive it. The fork handler below makes
+// the child let go of every inherited socket.
+struct Registry {
+  std::mutex mu;
+  std::unordered_set<Connection*> live;  // guarded by mu
+};
+
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: used until exit
+  return *r;
+}
+
+void before_fork() { registry().mu.lock(); }
+void after_fork_in_parent() { registry().mu.unlock(); }
+void after_fork_in_child() {
+  Registry& r = registry();
+  for (Connection* c : r.live) c->drop_inherited_socket();
+  r.mu.unlock();
+}
+
+void register_connection(Connection* c) {
+  static const bool installed = [] {
+    ::pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    return true;
+  }();
+  (void)installed;
+  std::lock_guard<std::mutex> guard(registry().mu);
+  registry().live.insert(c);
+}
+
+void unregister_connection(Connection* c) {
+  std::lock_guard<std::mutex> guard(registry().mu);
+  registry().live.erase(c);
+}
+
 }  // namespace
 
 Connection::Connection(proto::UniqueFd fd)
     : fd_(std::move(fd)),
       pid_(::getpid()),
       max_frame_bytes_(kDefaultMaxFrameBytes),
-      reader_(reply_limits()) {}
+      reader_(reply_limits()) {
+  register_connection(this);
+}
 
-Connection::~Connection() = default;
+Connection::~Connection() { unregister_connection(this); }
+
+void Connection::drop_inherited_socket() noexcept {
+  if (!fd_.valid() || owned_by_this_process()) return;
+  int placeholder = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (placeholder < 0) placeholder = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (placeholder < 0) return;
+  ::dup3(placeholder, fd_.get(), O_CLOEXEC);
+  ::close(placeholder);
+}
 
 bool Connection::owned_by_this_process() const { return ::getpid() == pid_; }
 

@@ -90,6 +90,12 @@ class Connection {
   // False in a forked child: the socket belongs to the parent.
   bool owned_by_this_process() const;
 
+  // In a forked child (called from the fork handler, with one thread): puts
+  // a placeholder in place of the inherited socket, so that this process no
+  // longer holds the parent's connection open. The fd number stays taken
+  // until the Connection is destroyed, so nothing is closed twice.
+  void drop_inherited_socket() noexcept;
+
  private:
   struct Waiter {
     std::condition_variable cv;

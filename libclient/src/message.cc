@@ -1,5 +1,6 @@
 #include "portd/message.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace portd {
@@ -28,11 +29,13 @@ void OutgoingMessage::note_task(const std::shared_ptr<Task>& task) {
 }
 
 Disposition OutgoingMessage::check_make(Disposition make) {
-  if (make != Disposition::kMakeSend && make != Disposition::kMakeSendOnce &&
-      problem_ == Status::kSuccess) {
-    problem_ = Status::kSendInvalidType;
-  }
+  if (make != Disposition::kMakeSend && make != Disposition::kMakeSendOnce)
+    note_problem(Status::kSendInvalidType);
   return make;
+}
+
+void OutgoingMessage::note_problem(Status status) {
+  if (problem_ == Status::kSuccess) problem_ = status;
 }
 
 // ---- remote ------------------------------------------------------------------
@@ -162,23 +165,122 @@ OutgoingMessage& OutgoingMessage::add_ool_ports(std::vector<Name> names, Disposi
   return *this;
 }
 
-OutgoingMessage& OutgoingMessage::add_ool_ports(std::vector<SendRight>&& rights) {
+namespace {
+
+// An array of rights given by move: the message holds the handles.
+template <typename Handle, typename Held, typename Note>
+OolPortsDescriptor hold_all(std::vector<Handle>& rights, Disposition disposition,
+                            std::vector<Held>& held, Note note) {
   OolPortsDescriptor array;
-  array.disposition = Disposition::kMoveSend;
+  array.disposition = disposition;
   array.names.reserve(rights.size());
   for (auto& right : rights) {
-    note_task(right.task());
+    note(right.task());
     array.names.push_back(right.name());
-    held_.emplace_back(std::move(right));
+    held.emplace_back(std::move(right));
   }
   rights.clear();
+  return array;
+}
+
+}  // namespace
+
+OutgoingMessage& OutgoingMessage::add_ool_ports(std::vector<SendRight>&& rights) {
+  auto note = [this](const std::shared_ptr<Task>& t) { note_task(t); };
+  descriptors_.emplace_back(hold_all(rights, Disposition::kMoveSend, held_, note));
+  return *this;
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_ports(std::vector<SendOnceRight>&& rights) {
+  auto note = [this](const std::shared_ptr<Task>& t) { note_task(t); };
+  descriptors_.emplace_back(hold_all(rights, Disposition::kMoveSendOnce, held_, note));
+  return *this;
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_ports(std::vector<ReceiveRight>&& rights) {
+  auto note = [this](const std::shared_ptr<Task>& t) { note_task(t); };
+  descriptors_.emplace_back(hold_all(rights, Disposition::kMoveReceive, held_, note));
+  return *this;
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_ports(std::span<const SendRight> rights) {
+  OolPortsDescriptor array;
+  array.disposition = Disposition::kCopySend;
+  array.names.reserve(rights.size());
+  for (const auto& right : rights) {
+    note_task(right.task());
+    array.names.push_back(right.name());
+  }
   descriptors_.emplace_back(std::move(array));
   return *this;
 }
 
-OutgoingMessage& OutgoingMessage::add_ool_memory(const OolMemoryDescriptor& memory) {
-  descriptors_.emplace_back(memory);
+OutgoingMessage& OutgoingMessage::add_ool_ports(std::span<const ReceiveRight> ports,
+                                                Disposition make) {
+  OolPortsDescriptor array;
+  array.disposition = check_make(make);
+  array.names.reserve(ports.size());
+  for (const auto& port : ports) {
+    note_task(port.task());
+    array.names.push_back(port.name());
+  }
+  descriptors_.emplace_back(std::move(array));
   return *this;
+}
+
+// ---- out-of-line memory --------------------------------------------------------
+
+OutgoingMessage& OutgoingMessage::add_ool(OolRegion&& region) {
+  if (!region) note_problem(Status::kSendInvalidMemory);
+  descriptors_.emplace_back(std::move(region));
+  return *this;
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_copy(std::span<const std::byte> bytes) {
+  auto region = OolRegion::copy(bytes);
+  if (!region) {
+    note_problem(region.status());
+    return *this;
+  }
+  return add_ool(std::move(*region));
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_move(SharedBuffer&& buffer, std::optional<size_t> size) {
+  auto region = OolRegion::seal(std::move(buffer), size);
+  if (!region) {
+    note_problem(region.status());
+    return *this;
+  }
+  return add_ool(std::move(*region));
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_volatile(VolatileBuffer&& buffer,
+                                                   std::optional<size_t> size) {
+  auto region = OolRegion::lend(std::move(buffer), size);
+  if (!region) {
+    note_problem(region.status());
+    return *this;
+  }
+  return add_ool(std::move(*region));
+}
+
+OutgoingMessage& OutgoingMessage::add_ool_memory(const OolMemoryDescriptor& memory) {
+  if (memory.address == nullptr && memory.size != 0) {
+    note_problem(Status::kSendInvalidMemory);
+    return *this;
+  }
+  if (memory.size > SIZE_MAX) {
+    note_problem(Status::kSendTooLarge);
+    return *this;
+  }
+  auto region = OolRegion::copy(memory.address, static_cast<size_t>(memory.size));
+  if (!region) {
+    note_problem(region.status());
+    return *this;
+  }
+  region->deallocate_ = memory.deallocate;
+  region->adopted_volatile_ = memory.is_volatile;
+  return add_ool(std::move(*region));
 }
 
 // ---- body --------------------------------------------------------------------

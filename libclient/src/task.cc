@@ -1,10 +1,12 @@
 #include "portd/task.h"
 
 #include <capnp/message.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -13,6 +15,7 @@
 
 #include "libclient/src/codec.h"
 #include "libclient/src/connection.h"
+#include "libclient/src/volatile_pool.h"
 #include "portd/proto/socket_path.h"
 
 namespace portd {
@@ -30,8 +33,8 @@ struct Request {
   wire::Request::Builder root = builder.initRoot<wire::Request>();
 };
 
-size_t message_bytes(const OutgoingMessage& message) {
-  size_t bytes = message.body().size() + 64;
+size_t message_bytes(const OutgoingMessage& message, bool body_out_of_line) {
+  size_t bytes = (body_out_of_line ? 0 : message.body().size()) + 64;
   for (const auto& d : message.descriptors()) {
     bytes += 32;
     if (const auto* ports = std::get_if<OolPortsDescriptor>(&d)) bytes += 4 * ports->names.size();
@@ -130,18 +133,19 @@ namespace {
 // daemon's status (naming the limit that refused it), or the reply.
 class TaskCall {
  public:
-  TaskCall(detail::Connection& connection, capnp::MessageBuilder& request)
+  TaskCall(detail::Connection& connection, capnp::MessageBuilder& request,
+           std::vector<UniqueFd> fds = {})
       : connection_(connection) {
-    transport_ = connection.call(request, {}, &reply_);
+    transport_ = connection.call(request, std::move(fds), &reply_);
   }
   // A call `canceller` may give up; if it has been used already the call
   // does not happen and its status is `interrupted`.
-  TaskCall(detail::Connection& connection, capnp::MessageBuilder& request, Task& task,
-           const Canceller& canceller, Status interrupted)
+  TaskCall(detail::Connection& connection, capnp::MessageBuilder& request,
+           std::vector<UniqueFd> fds, Task& task, const Canceller& canceller, Status interrupted)
       : connection_(connection) {
     detail::CancelState* state = canceller.state().get();
     if (state == nullptr) {
-      transport_ = connection.call(request, {}, &reply_);
+      transport_ = connection.call(request, std::move(fds), &reply_);
       return;
     }
     if (canceller.cancelled()) {
@@ -151,7 +155,7 @@ class TaskCall {
     uint64_t sent_id = 0;
     std::weak_ptr<Task> weak = task.weak_from_this();
     // Runs inside Connection::call, which must not see an exception.
-    transport_ = connection.call(request, {}, &reply_, [&](uint64_t id) noexcept {
+    transport_ = connection.call(request, std::move(fds), &reply_, [&](uint64_t id) noexcept {
       sent_id = id;
       bool now = false;
       try {
@@ -202,6 +206,11 @@ class TaskCall {
   ReplyData reply_;
 };
 
+// Most fds one frame may carry: the daemon's limit (proto::FrameLimits).
+constexpr size_t kMaxFdsPerFrame = proto::FrameLimits{}.max_fds_per_frame;
+
+UniqueFd dup_fd(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
+
 }  // namespace
 
 // ---- connecting ----------------------------------------------------------------
@@ -242,6 +251,8 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
 
   std::shared_ptr<Task> task(
       new Task(std::make_unique<detail::Connection>(std::move(fd)), std::move(path)));
+  task->ool_threshold_.store(options.ool_threshold);
+  task->pool_ = std::make_shared<detail::VolatilePool>(options.volatile_pool_bytes);
 
   Request request;
   auto hello = request.root.initHello();
@@ -269,6 +280,22 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
 }
 
 bool Task::connected() const { return connection_->alive(); }
+
+size_t Task::ool_threshold() const {
+  return std::min<size_t>(ool_threshold_.load(std::memory_order_relaxed), max_inline_body_);
+}
+
+void Task::set_ool_threshold(size_t bytes) {
+  ool_threshold_.store(bytes, std::memory_order_relaxed);
+}
+
+Result<VolatileBuffer> Task::volatile_buffer(size_t size) {
+  auto lease = pool_->lend(size);
+  if (!lease) return Result<VolatileBuffer>(lease.status(), lease.detail());
+  return VolatileBuffer(std::move(*lease));
+}
+
+VolatilePoolStats Task::volatile_pool_stats() { return pool_->stats(); }
 
 std::string Task::failure() const { return connection_->failure(); }
 
@@ -413,56 +440,148 @@ Status Task::check_message(const OutgoingMessage& message) const {
   return Status::kSuccess;
 }
 
+Status Task::prepare_regions(const OutgoingMessage& message, detail::OutgoingRegions* out) const {
+  const bool body_out_of_line = message.body().size() > ool_threshold();
+  size_t needed = body_out_of_line ? 1 : 0;
+  for (const auto& d : message.descriptors())
+    if (const auto* region = std::get_if<OolRegion>(&d)) needed += region->pooled() ? 2 : 1;
+  if (needed > kMaxFdsPerFrame) return Status::kSendTooLarge;
+  if (body_out_of_line) {
+    auto body = OolRegion::copy(message.body());
+    if (!body) return body.status();
+    out->body = std::move(*body);
+  }
+
+  // The message keeps its regions until the send succeeds: the frame gets
+  // duplicates, which the writer closes once they are sent.
+  auto add = [&](const OolRegion& region) {
+    UniqueFd fd = dup_fd(region.fd());
+    if (!fd) return false;
+    out->fds.push_back(std::move(fd));
+    if (region.pooled()) {
+      int ends[2];
+      if (::pipe2(ends, O_CLOEXEC) != 0) return false;
+      out->release_reads.emplace_back(ends[0]);
+      out->fds.emplace_back(ends[1]);
+    }
+    return true;
+  };
+  for (const auto& d : message.descriptors())
+    if (const auto* region = std::get_if<OolRegion>(&d); region != nullptr && !add(*region))
+      return Status::kResourceShortage;
+  if (out->body && !add(*out->body)) return Status::kResourceShortage;
+  return Status::kSuccess;
+}
+
+void Task::regions_sent(OutgoingMessage& message, detail::OutgoingRegions& regions) {
+  size_t next = 0;
+  for (auto& d : message.descriptors_) {
+    auto* region = std::get_if<OolRegion>(&d);
+    if (region == nullptr || !region->pooled()) continue;
+    region->lease_->sent(std::move(regions.release_reads[next++]));
+  }
+}
+
+Status Task::map_regions(detail::ReplyData& reply, Status status) {
+  if (!reply.message) return status;
+  ReceivedMessage& m = *reply.message;
+  bool failed = false;
+  for (auto& r : reply.regions) {
+    auto mapped = MappedRegion::map(r.fd.get(), r.size, r.is_volatile, std::move(r.release));
+    r.fd.reset();
+    if (r.is_body) {
+      // The body, sent out of line: it follows the inline bytes.
+      if (!mapped) {
+        failed = true;
+        continue;
+      }
+      const auto bytes = mapped->bytes();
+      m.body.insert(m.body.end(), bytes.begin(), bytes.end());
+      continue;
+    }
+    if (!mapped) {
+      failed = true;
+      continue;
+    }
+    std::get<ReceivedOolMemory>(m.descriptors[r.index]).memory = std::move(*mapped);
+  }
+  reply.regions.clear();
+  return failed && ok(status) ? Status::kRcvBodyError : status;
+}
+
 Status Task::send(OutgoingMessage& message, const SendOptions& options) {
   if (Status s = check_message(message); !ok(s)) return s;
-  Request request(message_bytes(message));
+  detail::OutgoingRegions regions;
+  if (Status s = prepare_regions(message, &regions); !ok(s)) return s;
+  Request request(message_bytes(message, regions.body.has_value()));
   auto send = request.root.initSend();
-  if (Status s = detail::encode_message(message, send.initMessage()); !ok(s)) return s;
+  if (Status s = detail::encode_message(message, regions.body ? &*regions.body : nullptr,
+                                        send.initMessage());
+      !ok(s))
+    return s;
   detail::encode_send_options(options, thread_id(), send.initOptions());
-  const Status status =
-      TaskCall(*connection_, request.builder, *this, options.cancel, Status::kSendInterrupted)
-          .status();
-  if (send_consumed(status)) message.consumed();
+  request.root.setFdCount(static_cast<uint16_t>(regions.fds.size()));
+  const Status status = TaskCall(*connection_, request.builder, std::move(regions.fds), *this,
+                                 options.cancel, Status::kSendInterrupted)
+                            .status();
+  if (send_consumed(status)) {
+    regions_sent(message, regions);
+    message.consumed();
+  }
   return status;
 }
 
-Result<ReceivedMessage> Task::receive(Name name, const ReceiveOptions& options) {
-  Request request;
-  detail::encode_receive_options(name, options, request.root.initReceive());
-  TaskCall call(*connection_, request.builder, *this, options.cancel, Status::kRcvInterrupted);
-  if (call.answered(wire::Reply::MESSAGE)) return std::move(*call.reply().message);
-  if (call.delivered_with_error())
-    return Result<ReceivedMessage>::with_value(call.status(), std::move(*call.reply().message));
+namespace {
+
+// A receive's outcome, regions mapped.
+Result<ReceivedMessage> received(TaskCall& call,
+                                 Status (*map_regions)(detail::ReplyData&, Status)) {
+  if (call.answered(wire::Reply::MESSAGE) || call.delivered_with_error()) {
+    const Status s = map_regions(call.reply(), call.status());
+    if (ok(s)) return std::move(*call.reply().message);
+    return Result<ReceivedMessage>::with_value(s, std::move(*call.reply().message));
+  }
   if (call.status() == Status::kRcvTooLarge) {
     ReceivedMessage too_large;
     too_large.needed_size = call.reply().needed_size;
     return Result<ReceivedMessage>::with_value(Status::kRcvTooLarge, std::move(too_large));
   }
   return call.error<ReceivedMessage>();
+}
+
+}  // namespace
+
+Result<ReceivedMessage> Task::receive(Name name, const ReceiveOptions& options) {
+  Request request;
+  detail::encode_receive_options(name, options, request.root.initReceive());
+  TaskCall call(*connection_, request.builder, {}, *this, options.cancel, Status::kRcvInterrupted);
+  return received(call, &Task::map_regions);
 }
 
 Result<ReceivedMessage> Task::send_receive(OutgoingMessage& message,
                                            const SendOptions& send_options, Name receive_name,
                                            const ReceiveOptions& receive_options) {
   if (Status s = check_message(message); !ok(s)) return s;
-  Request request(message_bytes(message));
+  detail::OutgoingRegions regions;
+  if (Status s = prepare_regions(message, &regions); !ok(s)) return s;
+  Request request(message_bytes(message, regions.body.has_value()));
   auto rpc = request.root.initSendReceive();
-  if (Status s = detail::encode_message(message, rpc.initMessage()); !ok(s)) return s;
+  if (Status s = detail::encode_message(message, regions.body ? &*regions.body : nullptr,
+                                        rpc.initMessage());
+      !ok(s))
+    return s;
   detail::encode_send_options(send_options, thread_id(), rpc.initSendOptions());
   detail::encode_receive_options(receive_name, receive_options, rpc.initReceiveOptions());
+  request.root.setFdCount(static_cast<uint16_t>(regions.fds.size()));
   // Either canceller gives the call up, in whichever phase it is.
   const Canceller& canceller = send_options.cancel ? send_options.cancel : receive_options.cancel;
-  TaskCall call(*connection_, request.builder, *this, canceller, Status::kSendInterrupted);
-  if (send_receive_consumed(call.status())) message.consumed();
-  if (call.answered(wire::Reply::MESSAGE)) return std::move(*call.reply().message);
-  if (call.delivered_with_error())
-    return Result<ReceivedMessage>::with_value(call.status(), std::move(*call.reply().message));
-  if (call.status() == Status::kRcvTooLarge) {
-    ReceivedMessage too_large;
-    too_large.needed_size = call.reply().needed_size;
-    return Result<ReceivedMessage>::with_value(Status::kRcvTooLarge, std::move(too_large));
+  TaskCall call(*connection_, request.builder, std::move(regions.fds), *this, canceller,
+                Status::kSendInterrupted);
+  if (send_receive_consumed(call.status())) {
+    regions_sent(message, regions);
+    message.consumed();
   }
-  return call.error<ReceivedMessage>();
+  return received(call, &Task::map_regions);
 }
 
 // ---- bootstrap ----------------------------------------------------------------

@@ -150,6 +150,57 @@ TEST(ClientConnectionTest, ForkedChildCannotUseTheParentsTask) {
   EXPECT_EQ(*task->type(name), kTypeReceive);
 }
 
+// A child made by fork() must not hold the parent's connection open: when
+// the parent goes away, its task dies even though the child still runs.
+TEST(ClientConnectionTest, ForkedChildDoesNotKeepTheParentsTaskAlive) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  auto observer = connect_or_die(daemon.socket_path(), "observer");
+  ASSERT_NE(observer, nullptr);
+  const std::string service = unique_service("inherited");
+  int release[2];
+  ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+
+  // The middle process checks a name in, forks a grandchild that keeps
+  // running, and exits.
+  pid_t grandchild = -1;
+  int report[2];
+  ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
+  Child middle([&]() -> int {
+    auto task = Task::connect(ConnectOptions{daemon.socket_path(), "middle"});
+    if (!task) return 2;
+    auto port = (*task)->check_in(service);
+    if (!port) return 3;
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(release[1]);
+      char byte;
+      while (::read(release[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      ::_exit(0);
+    }
+    if (::write(report[1], &pid, sizeof pid) != sizeof pid) return 4;
+    port->release();  // no clean-up request: only the process's exit ends it
+    return 0;
+  });
+  ASSERT_EQ(::read(report[0], &grandchild, sizeof grandchild), sizeof grandchild);
+  EXPECT_EQ(middle.wait(), 0);
+
+  // The name goes away with the middle process's task.
+  Status status = Status::kSuccess;
+  for (int i = 0; i < 500; ++i) {
+    status = observer->bootstrap_look_up(service).status();
+    if (status == Status::kBootstrapUnknownService) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(status, Status::kBootstrapUnknownService);
+
+  ::close(release[1]);  // the grandchild (not ours to reap) exits
+  ::close(release[0]);
+  ::close(report[0]);
+  ::close(report[1]);
+}
+
 TEST(ClientConnectionTest, ThousandsOfFireAndForgetReleases) {
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.started());

@@ -234,28 +234,35 @@ TEST_F(ClientRawTest, SendStatuses) {
   EXPECT_EQ(task_->send(to_nowhere), Status::kSendInvalidDest);
   EXPECT_EQ(to_nowhere.remote(), 0x6666600u);  // failed: left as it was
 
-  // Out-of-line memory is not implemented yet: refused, nothing sent.
+  // A message whose region could not be made is refused before anything is
+  // sent, and keeps what it holds.
   const Name p = port();
-  char region[4096] = {};
-  OutgoingMessage ool;
-  ool.set_remote(p, Disposition::kMakeSend).add_ool_memory({region, sizeof region});
-  EXPECT_EQ(task_->send(ool), Status::kNotSupported);
-  EXPECT_EQ(task_->get_attributes(p)->msgcount, 0u);
+  OutgoingMessage broken;
+  broken.set_remote(p, Disposition::kMakeSend).add_ool(OolRegion());
+  EXPECT_EQ(broken.problem(), Status::kSendInvalidMemory);
+  EXPECT_EQ(task_->send(broken), Status::kSendInvalidMemory);
+  EXPECT_EQ(broken.descriptors().size(), 1u);
 
-  // A body that cannot fit in a frame is refused before it is written.
+  // Bodies over the daemon's inline limit (or a frame) go out of line
+  // automatically: the daemon's limit is never reached through this API.
   OutgoingMessage huge;
   huge.set_remote(p, Disposition::kMakeSend);
-  huge.body().resize(8u << 20);
-  EXPECT_EQ(task_->send(huge), Status::kSendTooLarge);
-  EXPECT_TRUE(task_->connected());
-
-  // A body over the daemon's inline limit that fits a frame: the daemon
-  // refuses it, naming the limit.
+  huge.body().resize(8u << 20, std::byte{0x5a});
+  EXPECT_EQ(task_->send(huge), Status::kSuccess);
+  task_->set_ool_threshold(SIZE_MAX);
+  EXPECT_EQ(task_->ool_threshold(), task_->max_inline_body());
   OutgoingMessage big;
   big.set_remote(p, Disposition::kMakeSend);
-  big.body().resize(task_->max_inline_body() + 1);
-  EXPECT_EQ(task_->send(big), Status::kSendTooLarge);
+  big.body().resize(task_->max_inline_body() + 1, std::byte{0xa5});
+  EXPECT_EQ(task_->send(big), Status::kSuccess);
   EXPECT_TRUE(task_->connected());
+  auto first = task_->receive(p);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, std::vector<std::byte>(8u << 20, std::byte{0x5a}));
+  EXPECT_TRUE(first->descriptors.empty());
+  auto second = task_->receive(p);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->body, std::vector<std::byte>(task_->max_inline_body() + 1, std::byte{0xa5}));
   EXPECT_EQ(task_->get_attributes(p)->msgcount, 0u);
 }
 

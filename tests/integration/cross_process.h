@@ -84,7 +84,9 @@ inline SendRight accept_hello(const std::shared_ptr<Task>& task, const ReceiveRi
     return {};
   }
   EXPECT_EQ(hello->id, kHello);
-  if (expected_pid != 0) EXPECT_EQ(hello->trailer.pid, static_cast<uint32_t>(expected_pid));
+  if (expected_pid != 0) {
+    EXPECT_EQ(hello->trailer.pid, static_cast<uint32_t>(expected_pid));
+  }
   if (hello->descriptors.size() != 1) {
     ADD_FAILURE() << "hello without its right";
     return {};
@@ -447,7 +449,9 @@ class CrossProcessTest : public ::testing::Test {
     auto child =
         std::make_unique<Child>([this] { return run_agent(daemon_.socket_path(), service_); });
     *handle = AgentHandle(task_, accept_hello(task_, inbox_, child->pid()));
-    if (rights != nullptr) EXPECT_EQ(handle->call(agent::kTake, *rights).status, Status::kSuccess);
+    if (rights != nullptr) {
+      EXPECT_EQ(handle->call(agent::kTake, *rights).status, Status::kSuccess);
+    }
     return child;
   }
 

@@ -2,8 +2,8 @@
 // the driver once got wrong:
 //  * a cached send (PORTD_SEND_WILL_NOTIFY) is not a failure: the message,
 //    out-of-line memory included, belongs to the daemon and arrives intact
-//    when it enters the queue (the real portd, a raw client: libportd does
-//    not send out-of-line memory yet);
+//    when it enters the queue (the real portd, a raw client, so that the
+//    test sees exactly the frames and fds that travel);
 //  * a receive whose rights could not all be named (the receiver's names
 //    quota is full) still delivers the message, with those names
 //    MACH_PORT_NULL and MACH_RCV_HEADER_ERROR or MACH_RCV_BODY_ERROR, and

@@ -4,6 +4,7 @@
 // every reply and fd once it reads).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
@@ -48,19 +49,32 @@ TEST(InProcessServer, UnsentFdsPauseTheReceiver) {
   ASSERT_NE(service, 0u);
   ASSERT_NE(send_right, 0u);
 
-  // Eight parked receives, then a names request whose reply says they are
-  // all parked.
+  // Parked receives for four large messages and eight with an fd each, then
+  // a names request whose reply says they are all parked.
+  constexpr int kLarge = 4;
   constexpr int kMessages = 8;
-  for (int i = 0; i < kMessages; ++i)
+  for (int i = 0; i < kLarge + kMessages; ++i)
     ASSERT_TRUE(receiver.request(10 + i, [&](auto r) { r.initReceive().setName(service); }));
   ASSERT_TRUE(receiver.request(99, [](auto r) { r.setNames(); }));
   uint64_t id = 0;
   ASSERT_TRUE(receiver.next_reply([&](wire::Reply::Reader r, auto&) { id = r.getId(); }));
   ASSERT_EQ(id, 99u);
 
-  // Eight OOL messages in one go: the daemon reads them in one turn, so the
-  // receiver's replies (and fds) pile up before they can be flushed.
+  // The large messages fill the receiver's socket (it is not reading), so
+  // the replies carrying fds that follow cannot be written: they pile up
+  // whatever the timing of the daemon's turns.
+  const std::string large(512 * 1024, 'L');
   proto::FrameWriter writer;
+  for (int i = 0; i < kLarge; ++i) {
+    capnp::MallocMessageBuilder message;
+    auto r = message.initRoot<wire::Request>();
+    r.setId(50 + i);
+    auto m = r.initSend().initMessage();
+    m.setRemote(send_right);
+    m.setRemoteDisposition(19);  // COPY_SEND
+    m.setBody(kj::arrayPtr(reinterpret_cast<const kj::byte*>(large.data()), large.size()));
+    writer.append(message);
+  }
   for (int i = 0; i < kMessages; ++i) {
     const std::string text = "message " + std::to_string(i);
     capnp::MallocMessageBuilder message;
@@ -75,17 +89,27 @@ TEST(InProcessServer, UnsentFdsPauseTheReceiver) {
     fds.push_back(sealed(text));
     writer.append(message, std::move(fds));
   }
-  ASSERT_EQ(writer.write_to(sender.fd()), 0);
-  for (int i = 0; i < kMessages; ++i) {
+  while (writer.write_to(sender.fd()) == -EAGAIN) {
+    pollfd p{sender.fd(), POLLOUT, 0};
+    ::poll(&p, 1, 1000);
+  }
+  for (int i = 0; i < kLarge + kMessages; ++i) {
     int32_t status = -1;
     ASSERT_TRUE(sender.next_reply([&](wire::Reply::Reader r, auto&) { status = r.getStatus(); }));
     EXPECT_EQ(status, 0);
   }
   EXPECT_TRUE(daemon.wait_for_log("fds unsent, reading paused"));
 
-  for (int i = 0; i < kMessages; ++i) {
+  for (int i = 0; i < kLarge; ++i) {
     ASSERT_TRUE(receiver.next_reply([&](wire::Reply::Reader r, std::vector<UniqueFd>& fds) {
       EXPECT_EQ(r.getId(), static_cast<uint64_t>(10 + i));
+      EXPECT_EQ(r.getMessage().getBody().size(), large.size());
+      EXPECT_TRUE(fds.empty());
+    }));
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(receiver.next_reply([&](wire::Reply::Reader r, std::vector<UniqueFd>& fds) {
+      EXPECT_EQ(r.getId(), static_cast<uint64_t>(10 + kLarge + i));
       EXPECT_EQ(r.getStatus(), 0);
       ASSERT_EQ(fds.size(), 1u);
       char buf[32] = {};

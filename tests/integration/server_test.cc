@@ -105,15 +105,15 @@ void receive(RawClient& c, uint64_t id, uint32_t port, int64_t timeout_ms) {
   }));
 }
 
-// A sealed memfd holding `text`.
-UniqueFd sealed_memfd(const std::string& text, bool seal = true) {
+// A memfd holding `text`, with `seals` (by default every seal a sealed region
+// needs).
+UniqueFd sealed_memfd(const std::string& text, bool seal = true,
+                      int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) {
   UniqueFd fd(::memfd_create("server_test", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   EXPECT_TRUE(fd.valid());
   EXPECT_EQ(::write(fd.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
   if (seal) {
-    EXPECT_EQ(
-        ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
-        0);
+    EXPECT_EQ(::fcntl(fd.get(), F_ADD_SEALS, seals), 0);
   }
   return fd;
 }
@@ -516,8 +516,11 @@ TEST(ServerOol, UnsealedOrShortMemoryIsRefused) {
   EXPECT_EQ(g.status, code(Status::kSendInvalidMemory));
   EXPECT_TRUE(fd_count_settles(daemon, baseline));  // every refused fd was closed
 
-  // Volatile memory need not be sealed.
+  // Volatile memory need not be sealed against writing, but it must not be
+  // able to shrink under a receiver's mapping.
   g = send_ool(6, sealed_memfd("abc", false), 3, true);
+  EXPECT_EQ(g.status, code(Status::kSendInvalidMemory));
+  g = send_ool(7, sealed_memfd("abc", true, F_SEAL_SHRINK), 3, true);
   EXPECT_EQ(g.status, code(Status::kSuccess));
 }
 

@@ -3,6 +3,7 @@
 // and replies built with the generated builder and decoded by the library.
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -46,7 +47,7 @@ TEST(ClientCodecTest, SendRequestCarriesEveryFieldOfTheMessage) {
 
   capnp::MallocMessageBuilder builder;
   auto send = builder.initRoot<wire::Request>().initSend();
-  ASSERT_EQ(encode_message(message, send.initMessage()), Status::kSuccess);
+  ASSERT_EQ(encode_message(message, nullptr, send.initMessage()), Status::kSuccess);
   SendOptions options;
   options.timeout = std::chrono::milliseconds(250);
   options.cache = true;
@@ -107,28 +108,67 @@ TEST(ClientCodecTest, TimeoutsMapToTheWireConvention) {
   EXPECT_EQ(r.getTrailerSize(), 52u);
 }
 
-TEST(ClientCodecTest, OutOfLineMemoryIsRefusedNotDropped) {
-  char region[64] = {};
+TEST(ClientCodecTest, OutOfLineRegionsAreDescribedInOrderAndTheBodyLast) {
+  const char text[] = "region bytes";
+  auto copied = OolRegion::copy(text, sizeof text);
+  ASSERT_TRUE(copied) << copied.detail();
+  UniqueFd raw(::memfd_create("codec-test", MFD_CLOEXEC));
   OutgoingMessage message;
-  message.set_remote(0x100, Disposition::kCopySend);
-  message.add_ool_memory(OolMemoryDescriptor{region, sizeof region, false, false});
+  message.set_remote(0x100, Disposition::kCopySend)
+      .add_ool(std::move(*copied))
+      .add_port(0x200, Disposition::kCopySend)
+      .add_ool(OolRegion::adopt(std::move(raw), 4096, /*is_volatile=*/true, /*deallocate=*/true))
+      .set_body("inline bytes that went out of line");
+  auto body = OolRegion::copy(message.body());
+  ASSERT_TRUE(body);
   capnp::MallocMessageBuilder builder;
-  EXPECT_EQ(encode_message(message, builder.initRoot<wire::Request>().initSend().initMessage()),
-            Status::kNotSupported);
+  ASSERT_EQ(
+      encode_message(message, &*body, builder.initRoot<wire::Request>().initSend().initMessage()),
+      Status::kSuccess);
+  Wire wire(builder);
+  auto m = wire.root<wire::Request>().getSend().getMessage();
+  EXPECT_FALSE(m.hasBody());  // the body travels as the last region
+  auto ds = m.getDescriptors();
+  ASSERT_EQ(ds.size(), 4u);
+  ASSERT_EQ(ds[0].which(), wire::OutDescriptor::OOL);
+  EXPECT_EQ(ds[0].getOol().getSize(), sizeof text);
+  EXPECT_FALSE(ds[0].getOol().getVolatile());
+  EXPECT_FALSE(ds[0].getOol().getDeallocate());
+  EXPECT_FALSE(ds[0].getOol().getReleaseSignal());
+  EXPECT_FALSE(ds[0].getOol().getBody());
+  EXPECT_EQ(ds[1].which(), wire::OutDescriptor::PORT);
+  EXPECT_EQ(ds[2].getOol().getSize(), 4096u);
+  EXPECT_TRUE(ds[2].getOol().getVolatile());
+  EXPECT_TRUE(ds[2].getOol().getDeallocate());
+  EXPECT_FALSE(ds[2].getOol().getReleaseSignal());  // adopted: no pool behind it
+  EXPECT_EQ(ds[3].getOol().getSize(), message.body().size());
+  EXPECT_TRUE(ds[3].getOol().getBody());
+
+  // Without an out-of-line body the body is inline.
+  capnp::MallocMessageBuilder inline_builder;
+  ASSERT_EQ(encode_message(message, nullptr,
+                           inline_builder.initRoot<wire::Request>().initSend().initMessage()),
+            Status::kSuccess);
+  Wire inline_wire(inline_builder);
+  auto im = inline_wire.root<wire::Request>().getSend().getMessage();
+  EXPECT_EQ(im.getBody().size(), message.body().size());
+  EXPECT_EQ(im.getDescriptors().size(), 3u);
 }
 
 TEST(ClientCodecTest, DescriptorWithoutDispositionIsRefused) {
   OutgoingMessage message;
   message.set_remote(0x100, Disposition::kCopySend).add_port(0x200, Disposition::kNone);
   capnp::MallocMessageBuilder builder;
-  EXPECT_EQ(encode_message(message, builder.initRoot<wire::Request>().initSend().initMessage()),
-            Status::kSendInvalidType);
+  EXPECT_EQ(
+      encode_message(message, nullptr, builder.initRoot<wire::Request>().initSend().initMessage()),
+      Status::kSendInvalidType);
 
   OutgoingMessage array;
   array.add_ool_ports({0x200}, static_cast<Disposition>(22));  // COPY_RECEIVE
   capnp::MallocMessageBuilder builder2;
-  EXPECT_EQ(encode_message(array, builder2.initRoot<wire::Request>().initSend().initMessage()),
-            Status::kSendInvalidType);
+  EXPECT_EQ(
+      encode_message(array, nullptr, builder2.initRoot<wire::Request>().initSend().initMessage()),
+      Status::kSendInvalidType);
 }
 
 TEST(ClientCodecTest, MessageReplyDecodesWithTrailerDescriptorsAndFds) {
@@ -151,6 +191,7 @@ TEST(ClientCodecTest, MessageReplyDecodesWithTrailerDescriptorsAndFds) {
   auto ool = descriptors[1].initOol();
   ool.setSize(4096);
   ool.setVolatile(true);
+  ool.setReleaseSignal(true);
   auto array = descriptors[2].initOolPorts();
   array.setDisposition(17);
   array.initNames(2).set(0, 0x1d01);
@@ -167,6 +208,10 @@ TEST(ClientCodecTest, MessageReplyDecodesWithTrailerDescriptorsAndFds) {
   fds.emplace_back(::memfd_create("codec-test", MFD_CLOEXEC));
   ASSERT_TRUE(fds[0].valid());
   const int raw_fd = fds[0].get();
+  int ends[2];
+  ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+  UniqueFd read_end(ends[0]);
+  fds.emplace_back(ends[1]);
   ReplyData out;
   std::string error;
   ASSERT_TRUE(decode_reply(wire.root<wire::Reply>(), fds, &out, &error)) << error;
@@ -187,7 +232,15 @@ TEST(ClientCodecTest, MessageReplyDecodesWithTrailerDescriptorsAndFds) {
   const auto& mem = std::get<ReceivedOolMemory>(r.descriptors[1]);
   EXPECT_EQ(mem.size, 4096u);
   EXPECT_TRUE(mem.is_volatile);
-  EXPECT_EQ(mem.fd.get(), raw_fd);  // the frame's fd, now owned by the message
+  EXPECT_FALSE(mem.memory.mapped());  // mapping is task.cc's business
+  // The frame's fds, now owned by the reply's region list, in order.
+  ASSERT_EQ(out.regions.size(), 1u);
+  EXPECT_EQ(out.regions[0].index, 1u);
+  EXPECT_EQ(out.regions[0].size, 4096u);
+  EXPECT_TRUE(out.regions[0].is_volatile);
+  EXPECT_FALSE(out.regions[0].is_body);
+  EXPECT_EQ(out.regions[0].fd.get(), raw_fd);
+  EXPECT_EQ(out.regions[0].release.get(), ends[1]);
   const auto& ports = std::get<ReceivedOolPorts>(r.descriptors[2]);
   EXPECT_EQ(ports.type, RightType::kSend);
   EXPECT_EQ(ports.names, (std::vector<Name>{0x1d01, kNameDead}));
@@ -204,6 +257,39 @@ TEST(ClientCodecTest, OutOfLineRegionWithoutFdIsMalformed) {
   reply.initMessage().initDescriptors(1)[0].initOol().setSize(10);
   Wire wire(builder);
   std::vector<UniqueFd> fds;
+  ReplyData out;
+  std::string error;
+  EXPECT_FALSE(decode_reply(wire.root<wire::Reply>(), fds, &out, &error));
+  EXPECT_EQ(error, "reply has more out-of-line regions than file descriptors");
+}
+
+TEST(ClientCodecTest, BodyRegionHasNoDescriptorAndReleaseSignalNeedsItsFd) {
+  capnp::MallocMessageBuilder builder;
+  auto reply = builder.initRoot<wire::Reply>();
+  auto ds = reply.initMessage().initDescriptors(2);
+  ds[0].initPort().setName(0x1c01);
+  auto body = ds[1].initOol();
+  body.setSize(70000);
+  body.setBody(true);
+  {
+    Wire wire(builder);
+    std::vector<UniqueFd> fds;
+    fds.emplace_back(::memfd_create("codec-test", MFD_CLOEXEC));
+    ReplyData out;
+    std::string error;
+    ASSERT_TRUE(decode_reply(wire.root<wire::Reply>(), fds, &out, &error)) << error;
+    EXPECT_EQ(out.message->descriptors.size(), 1u);  // the port only
+    ASSERT_EQ(out.regions.size(), 1u);
+    EXPECT_TRUE(out.regions[0].is_body);
+    EXPECT_EQ(out.regions[0].size, 70000u);
+    EXPECT_EQ(out.regions[0].index, 1u);
+  }
+  body.setBody(false);
+  body.setVolatile(true);
+  body.setReleaseSignal(true);
+  Wire wire(builder);
+  std::vector<UniqueFd> fds;
+  fds.emplace_back(::memfd_create("codec-test", MFD_CLOEXEC));  // the region, no signal
   ReplyData out;
   std::string error;
   EXPECT_FALSE(decode_reply(wire.root<wire::Reply>(), fds, &out, &error));

@@ -108,7 +108,9 @@ TEST(ClientNotification, AnythingElseIsNotANotificationAndStaysAsItWas) {
     EXPECT_FALSE(parse_notification(nullptr, m).has_value()) << "case " << i;
     EXPECT_EQ(m.body, body);
     EXPECT_EQ(m.descriptors.size(), descriptors);
-    if (!m.descriptors.empty()) EXPECT_EQ(std::get<ReceivedPort>(m.descriptors[0]).name, 0x2201u);
+    if (!m.descriptors.empty()) {
+      EXPECT_EQ(std::get<ReceivedPort>(m.descriptors[0]).name, 0x2201u);
+    }
   }
 }
 

@@ -102,7 +102,7 @@ void expect_message(const ipc::MessageIn& m) {
   ASSERT_NE(ports, nullptr);
   EXPECT_EQ(ports->disposition, Disposition::kCopySend);
   EXPECT_EQ(ports->names, (std::vector<ipc::Name>{0x40f, 0, 0xffffffff}));
-  EXPECT_EQ(ool_count(m), 1u);
+  EXPECT_EQ(ool_fd_count(m), 1u);
 }
 
 // ---------------------------------------------------------------------------
@@ -564,6 +564,39 @@ TEST(CodecRefuse, FdCountMustMatchTheOutOfLineDescriptors) {
   expect_refused(with(1, 0), Status::kSendInvalidMemory);
 }
 
+TEST(CodecRefuse, ReleaseSignalsTakeASecondFdAndOnlyComeWithVolatileRegions) {
+  // Region 0: volatile with a release signal (2 fds); region 1: a body (1 fd).
+  auto with = [](uint16_t fds, bool is_volatile) {
+    return decode([&](auto r) {
+      r.setFdCount(fds);
+      auto m = r.initSend().initMessage();
+      m.setRemote(0x103);
+      m.setRemoteDisposition(19);
+      auto ds = m.initDescriptors(2);
+      auto o = ds[0].initOol();
+      o.setSize(10);
+      o.setVolatile(is_volatile);
+      o.setReleaseSignal(true);
+      auto b = ds[1].initOol();
+      b.setSize(99);
+      b.setBody(true);
+    });
+  };
+  const DecodedRequest decoded = with(3, true);
+  const auto& send = body_as<req::Send>(decoded);
+  ASSERT_EQ(send.message.descriptors.size(), 2u);
+  const auto& region = std::get<ipc::OolIn>(send.message.descriptors[0]);
+  EXPECT_TRUE(region.release_signal);
+  EXPECT_FALSE(region.is_body);
+  EXPECT_EQ(region.fds(), 2u);
+  const auto& body = std::get<ipc::OolIn>(send.message.descriptors[1]);
+  EXPECT_TRUE(body.is_body);
+  EXPECT_FALSE(body.release_signal);
+  EXPECT_EQ(ool_fd_count(send.message), 3u);
+  expect_refused(with(2, true), Status::kSendInvalidMemory);
+  expect_refused(with(3, false), Status::kSendInvalidMemory);  // a sealed region has no pool
+}
+
 TEST(CodecRefuse, CacheNotifyDisposition) {
   for (uint8_t bad : {18, 19, 16, 255}) {
     expect_refused(decode([&](auto r) {
@@ -679,6 +712,8 @@ TEST(CodecEncode, Message) {
   m.descriptors.push_back(ipc::PortDescOut{0x3301, RightType::kReceive});
   m.descriptors.push_back(ipc::OolOut{77, 4096, false, true});
   m.descriptors.push_back(ipc::OolPortsOut{{0x4401, ipc::kNameDead}, RightType::kSend});
+  m.descriptors.push_back(ipc::OolOut{78, 100, true, false, /*release_signal=*/true});
+  m.descriptors.push_back(ipc::OolOut{79, 70000, false, false, false, /*is_body=*/true});
   m.trailer = ipc::Trailer{12, 4321, 1000, 100, 9};
 
   capnp::MallocMessageBuilder message;
@@ -698,7 +733,15 @@ TEST(CodecEncode, Message) {
   auto body = in.getBody();
   EXPECT_EQ(std::vector<uint8_t>(body.begin(), body.end()), (std::vector<uint8_t>{9, 8, 7, 6}));
   auto ds = in.getDescriptors();
-  ASSERT_EQ(ds.size(), 3u);
+  ASSERT_EQ(ds.size(), 5u);
+  EXPECT_FALSE(ds[1].getOol().getReleaseSignal());
+  EXPECT_FALSE(ds[1].getOol().getBody());
+  EXPECT_TRUE(ds[3].getOol().getVolatile());
+  EXPECT_TRUE(ds[3].getOol().getReleaseSignal());
+  EXPECT_FALSE(ds[3].getOol().getBody());
+  EXPECT_EQ(ds[4].getOol().getSize(), 70000u);
+  EXPECT_TRUE(ds[4].getOol().getBody());
+  EXPECT_FALSE(ds[4].getOol().getReleaseSignal());
   ASSERT_EQ(ds[0].which(), wire::OutDescriptor::PORT);
   EXPECT_EQ(ds[0].getPort().getName(), 0x3301u);
   EXPECT_EQ(ds[0].getPort().getDisposition(), 16);

@@ -6,7 +6,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -313,6 +315,81 @@ TEST_F(DriverTest, UnsealedOolIsRefusedAndNothingIsHeld) {
   fds.push_back(memfd("abc", true));
   fds.push_back(memfd("abc", false));  // the second is not sealed
   EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSendInvalidMemory);
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+}
+
+TEST_F(DriverTest, ReleaseSignalTravelsAfterItsRegionAndClosesWithIt) {
+  const ipc::Name port = allocate(kA);
+  int ends[2];
+  ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+  UniqueFd read_end(ends[0]);
+  req::Send s = text_to(port, "volatile");
+  s.message.descriptors.push_back(ipc::OolIn{0, 3, true, false, /*release_signal=*/true});
+  s.message.descriptors.push_back(ipc::OolIn{0, 5, false, false});
+  std::vector<UniqueFd> fds;
+  UniqueFd segment = memfd("abc", false);
+  ASSERT_EQ(::fcntl(segment.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  fds.push_back(std::move(segment));
+  fds.emplace_back(ends[1]);
+  fds.push_back(memfd("fifth", true));
+  EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSuccess);
+  EXPECT_EQ(driver_.attachment_count(), 2u);
+
+  Recorded r = call(kA, 11, receive_on(port, 0));
+  ASSERT_EQ(r.status, Status::kSuccess);
+  EXPECT_EQ(r.fd_count, 3u);
+  ASSERT_EQ(r.fds.size(), 3u);
+  char buf[8] = {};
+  EXPECT_EQ(::pread(r.fds[0].get(), buf, sizeof buf, 0), 3);
+  struct stat st;
+  ASSERT_EQ(::fstat(r.fds[1].get(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(::pread(r.fds[2].get(), buf, sizeof buf, 0), 5);
+  // The receiver holds the last write end: closing it is the release.
+  pollfd pfd{read_end.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
+  r.fds.clear();
+  EXPECT_EQ(::poll(&pfd, 1, 0), 1);
+  EXPECT_TRUE(pfd.revents & POLLHUP);
+}
+
+TEST_F(DriverTest, DestroyedMessageClosesItsReleaseSignal) {
+  const ipc::Name port = allocate(kA);
+  int ends[2];
+  ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+  UniqueFd read_end(ends[0]);
+  req::Send s = text_to(port, "dropped");
+  s.message.descriptors.push_back(ipc::OolIn{0, 3, true, false, true});
+  std::vector<UniqueFd> fds;
+  UniqueFd segment = memfd("abc", false);
+  ASSERT_EQ(::fcntl(segment.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  fds.push_back(std::move(segment));
+  fds.emplace_back(ends[1]);
+  EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSuccess);
+  pollfd pfd{read_end.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
+  EXPECT_EQ(call(kA, 11, req::Destroy{port}).status, Status::kSuccess);
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+  EXPECT_EQ(::poll(&pfd, 1, 0), 1);  // end of file: the sender gets its segment back
+}
+
+TEST_F(DriverTest, ReleaseSignalMustBeAWriteOnlyPipeEnd) {
+  const ipc::Name port = allocate(kA);
+  auto send_with = [&](uint64_t id, UniqueFd release) {
+    req::Send s = text_to(port, "x");
+    s.message.descriptors.push_back(ipc::OolIn{0, 3, true, false, true});
+    std::vector<UniqueFd> fds;
+    UniqueFd segment = memfd("abc", false);
+    EXPECT_EQ(::fcntl(segment.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+    fds.push_back(std::move(segment));
+    fds.push_back(std::move(release));
+    return call(kA, id, std::move(s), std::move(fds)).status;
+  };
+  int ends[2];
+  ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+  UniqueFd write_end(ends[1]);
+  EXPECT_EQ(send_with(10, UniqueFd(ends[0])), Status::kSendInvalidMemory);  // the read end
+  EXPECT_EQ(send_with(11, memfd("not a pipe", false)), Status::kSendInvalidMemory);
   EXPECT_EQ(driver_.attachment_count(), 0u);
 }
 

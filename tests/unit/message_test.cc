@@ -211,6 +211,29 @@ TEST_F(MessageTest, MachSizeCountsDescriptors) {
   EXPECT_EQ(mach_size(none, 0), 24u);
 }
 
+TEST_F(MessageTest, MachSizeCountsAnOutOfLineBodyAsBody) {
+  OolIn body;
+  body.size = 70000;
+  body.is_body = true;
+  std::vector<DescriptorIn> only_body = {body};
+  EXPECT_EQ(mach_size(only_body, 10), 24u + 10u + 70000u);  // not a complex message
+  std::vector<DescriptorIn> mixed = {PortDescIn{}, body};
+  EXPECT_EQ(mach_size(mixed, 0), 24u + 4u + 12u + 70000u);
+}
+
+TEST_F(MessageTest, AReleaseSignalIsASecondFdInFlight) {
+  auto [r, s] = port_with_sender(kA, kB);
+  MessageIn m = msg(s);
+  m.descriptors = {OolIn{7, 4096, true, false, /*release_signal=*/true}, OolIn{8, 1, false, false}};
+  ASSERT_EQ(send(kB, m), Status::kSuccess);
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.fds_in_flight, 3u);
+  Received got = recv(kA, r);
+  const auto& ool = std::get<OolOut>(got.msg.descriptors.at(0));
+  EXPECT_TRUE(ool.release_signal);
+  EXPECT_TRUE(ool.is_volatile);
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.fds_in_flight, 0u);
+}
+
 TEST_F(MessageTest, AttachmentsOfADestroyedMessageAreReleased) {
   auto [r, s] = port_with_sender(kA, kB);
   MessageIn m = msg(s);

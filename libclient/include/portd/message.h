@@ -13,9 +13,12 @@
 // releases them. The raw overloads (a Name and a Disposition) hold nothing:
 // the caller keeps track of raw names, as a Mach program does.
 //
-// Out-of-line memory (OolMemoryDescriptor) is part of the API's shape but not
-// implemented yet: sending a message that carries one fails with
-// KERN_NOT_SUPPORTED and sends nothing. Out-of-line port arrays work.
+// Out-of-line memory (portd/memory.h, docs/ool.md): the message holds an
+// OolRegion per region, made in copy, move or volatile mode; a body larger
+// than the task's threshold (64 KiB by default) travels out of line too, in
+// copy mode, and comes back as the receiver's body. Out-of-line port arrays
+// carry one disposition for all their names, MACH_PORT_NULL and
+// MACH_PORT_DEAD included.
 //
 // A ReceivedMessage is plain data: every name in it is in the receiver's
 // space, and the rights it carries are the receiver's to use or release
@@ -32,6 +35,7 @@
 #include <vector>
 
 #include "portd/export.h"
+#include "portd/memory.h"
 #include "portd/proto/unique_fd.h"
 #include "portd/rights.h"
 #include "portd/status.h"
@@ -47,13 +51,16 @@ struct PortDescriptor {
   Disposition disposition = Disposition::kNone;
 };
 
-// Out-of-line memory (mach_msg_ool_descriptor_t). Not implemented yet: see
-// above.
+// Out-of-line memory as a Mach program describes it
+// (mach_msg_ool_descriptor_t): the bytes at `address` are copied when the
+// descriptor is added (copy mode, as OolRegion::copy). `deallocate` and
+// `is_volatile` travel as flags; the caller frees its own memory. For zero
+// copy use add_ool_move or add_ool_volatile.
 struct OolMemoryDescriptor {
   const void* address = nullptr;
   uint64_t size = 0;
-  bool deallocate = false;   // move mode: the sender gives the region up
-  bool is_volatile = false;  // MACH_MSG_OOL_VOLATILE_DESCRIPTOR
+  bool deallocate = false;
+  bool is_volatile = false;
 };
 
 // An out-of-line array of rights, one disposition for all
@@ -63,7 +70,9 @@ struct OolPortsDescriptor {
   Disposition disposition = Disposition::kNone;
 };
 
-using Descriptor = std::variant<PortDescriptor, OolMemoryDescriptor, OolPortsDescriptor>;
+// Out-of-line memory (mach_msg_ool_descriptor_t) is an OolRegion
+// (portd/memory.h).
+using Descriptor = std::variant<PortDescriptor, OolRegion, OolPortsDescriptor>;
 
 class PORTD_API OutgoingMessage {
  public:
@@ -99,8 +108,30 @@ class PORTD_API OutgoingMessage {
   OutgoingMessage& add_port(SendOnceRight&& right);   // MOVE_SEND_ONCE
   // MAKE_SEND or MAKE_SEND_ONCE from a receive right the caller keeps.
   OutgoingMessage& add_port(const ReceiveRight& port, Disposition make);
+
+  // Out-of-line port arrays: one disposition for every name. Raw names may
+  // include kNameNull and kNameDead, which travel as they are.
   OutgoingMessage& add_ool_ports(std::vector<Name> names, Disposition disposition);
-  OutgoingMessage& add_ool_ports(std::vector<SendRight>&& rights);  // MOVE_SEND each
+  OutgoingMessage& add_ool_ports(std::vector<SendRight>&& rights);      // MOVE_SEND each
+  OutgoingMessage& add_ool_ports(std::vector<SendOnceRight>&& rights);  // MOVE_SEND_ONCE each
+  OutgoingMessage& add_ool_ports(std::vector<ReceiveRight>&& rights);   // MOVE_RECEIVE each
+  OutgoingMessage& add_ool_ports(std::span<const SendRight> rights);    // COPY_SEND each
+  // MAKE_SEND or MAKE_SEND_ONCE from receive rights the caller keeps.
+  OutgoingMessage& add_ool_ports(std::span<const ReceiveRight> ports, Disposition make);
+
+  // Out-of-line memory (portd/memory.h). The message holds the region until
+  // it is sent. A region that cannot be made is remembered, and send()
+  // refuses the message with its status (nothing is sent).
+  OutgoingMessage& add_ool(OolRegion&& region);
+  // Copy mode: the bytes are copied into a fresh sealed memfd now.
+  OutgoingMessage& add_ool_copy(std::span<const std::byte> bytes);
+  // Move mode: `buffer` is unmapped and sealed now; its first `size` bytes
+  // (default all) travel. If it cannot be sealed, `buffer` stays the
+  // caller's and send() answers MACH_SEND_INVALID_MEMORY.
+  OutgoingMessage& add_ool_move(SharedBuffer&& buffer, std::optional<size_t> size = {});
+  // Volatile mode: a segment of the task's pool (Task::volatile_buffer).
+  OutgoingMessage& add_ool_volatile(VolatileBuffer&& buffer, std::optional<size_t> size = {});
+  // Mach-shaped: copies `memory.size` bytes from `memory.address` now.
   OutgoingMessage& add_ool_memory(const OolMemoryDescriptor& memory);
 
   // ---- id and body ----
@@ -111,6 +142,8 @@ class PORTD_API OutgoingMessage {
   OutgoingMessage& set_body(std::span<const std::byte> bytes);
   OutgoingMessage& set_body(std::string_view text);
   std::vector<std::byte>& body() { return body_; }
+  // A body over the task's threshold (Task::set_ool_threshold) is sent out
+  // of line in copy mode; the receiver gets it back as its body.
 
   Name remote() const { return remote_; }
   Disposition remote_disposition() const { return remote_disposition_; }
@@ -119,6 +152,9 @@ class PORTD_API OutgoingMessage {
   int32_t id() const { return id_; }
   const std::vector<std::byte>& body() const { return body_; }
   const std::vector<Descriptor>& descriptors() const { return descriptors_; }
+  // The first problem met while building, which send() will answer with
+  // (kSuccess if none).
+  Status problem() const { return problem_; }
   // Handles given by move that the message holds until it is sent.
   size_t held_rights() const { return held_.size(); }
 
@@ -129,6 +165,7 @@ class PORTD_API OutgoingMessage {
   void note_task(const std::shared_ptr<Task>& task);
   // A disposition that makes a right from a receive right the caller keeps.
   Disposition check_make(Disposition make);
+  void note_problem(Status status);
   // The message was sent: held handles let go of their names, and the
   // message is reset to empty.
   void consumed();
@@ -157,14 +194,18 @@ struct ReceivedPort {
   RightType type = RightType::kNone;
 };
 
-// Out-of-line memory as received: a memfd (sealed unless volatile) to map
-// MAP_PRIVATE. Delivered as the daemon sends it; this library does not send
-// out-of-line memory yet.
+// Out-of-line memory as received: mapped copy-on-write (MAP_PRIVATE). The
+// receiver reads the bytes as they were sent and may write its own copy.
+// `memory` unmaps when destroyed; for a volatile region that also gives the
+// segment back to its sender. If the region could not be mapped, `memory` is
+// empty and the receive answered MACH_RCV_BODY_ERROR.
 struct ReceivedOolMemory {
   uint64_t size = 0;
-  bool is_volatile = false;
-  bool deallocate = false;
-  UniqueFd fd;
+  bool is_volatile = false;  // the sender may still be writing to it
+  bool deallocate = false;   // the sender gave its buffer up (move mode)
+  MappedRegion memory;
+
+  std::span<std::byte> bytes() const { return memory.bytes(); }
 };
 
 struct ReceivedOolPorts {

@@ -2,6 +2,7 @@
 // whole C++ API.
 #pragma once
 
+#include "portd/memory.h"
 #include "portd/message.h"
 #include "portd/notification.h"
 #include "portd/result.h"

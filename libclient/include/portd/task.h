@@ -29,6 +29,7 @@
 // destructors do nothing; the child connects a Task of its own.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,7 @@
 #include <vector>
 
 #include "portd/export.h"
+#include "portd/memory.h"
 #include "portd/message.h"
 #include "portd/result.h"
 #include "portd/rights.h"
@@ -48,7 +50,10 @@ namespace portd {
 
 namespace detail {
 class Connection;
-}
+class VolatilePool;
+struct OutgoingRegions;
+struct ReplyData;
+}  // namespace detail
 
 // The daemon's socket path, resolved as portd and portctl resolve it:
 // `explicit_path` if not empty, else $PORTD_SOCKET, else
@@ -61,6 +66,11 @@ struct ConnectOptions {
   std::string socket_path;
   // Shown by portctl; empty: this process's /proc/self/comm.
   std::string command;
+  // Bodies larger than this travel out of line (copy mode); never more than
+  // the daemon's inline-body limit. Task::set_ool_threshold changes it.
+  size_t ool_threshold = 64 << 10;
+  // The most the volatile pool may hold (Task::volatile_buffer).
+  size_t volatile_pool_bytes = size_t{512} << 20;
 };
 
 class PORTD_API Task : public std::enable_shared_from_this<Task> {
@@ -85,6 +95,19 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   uint32_t protocol_version() const { return version_; }
   // Largest inline body the daemon accepts.
   uint32_t max_inline_body() const { return max_inline_body_; }
+  // Bodies larger than this are sent out of line, in copy mode, and come
+  // back to a receiver of this API as its body. The daemon's inline-body
+  // limit caps it.
+  size_t ool_threshold() const;
+  void set_ool_threshold(size_t bytes);
+
+  // ---- out-of-line memory (portd/memory.h) --------------------------------
+  // A segment of this task's pool of pre-faulted shared segments, for a
+  // volatile region: write `size` bytes into it and add it to a message
+  // (OutgoingMessage::add_ool_volatile). KERN_RESOURCE_SHORTAGE when what is
+  // lent and in flight fills the pool (ConnectOptions::volatile_pool_bytes).
+  Result<VolatileBuffer> volatile_buffer(size_t size);
+  VolatilePoolStats volatile_pool_stats();
   bool connected() const;
   // Why the connection ended ("" while connected).
   std::string failure() const;
@@ -116,9 +139,10 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
 
   // ---- raw layer: messaging ------------------------------------------------
   // Consumes `message` iff it succeeds (kSuccess, or kSendWillNotify when
-  // cached): see portd/message.h. A message that carries out-of-line memory
-  // fails with KERN_NOT_SUPPORTED; one too large for a frame with
-  // MACH_SEND_TOO_LARGE.
+  // cached): see portd/message.h. Fails before anything is sent with the
+  // message's problem() if it has one, MACH_SEND_TOO_LARGE if it would not
+  // fit in a frame (or its regions need more than 64 fds), and
+  // KERN_RESOURCE_SHORTAGE if a large body cannot be put out of line.
   Status send(OutgoingMessage& message, const SendOptions& options = {});
   // From a receive right or a port set. MACH_RCV_TOO_LARGE comes with a value
   // whose needed_size is set.
@@ -169,6 +193,14 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   // Asks the daemon to give up request `request_id` (answer discarded).
   void post_cancel(uint64_t request_id) noexcept;
   Status check_message(const OutgoingMessage& message) const;
+  // Puts a large body out of line and gathers the fds the message's regions
+  // send (docs/ool.md).
+  Status prepare_regions(const OutgoingMessage& message, detail::OutgoingRegions* out) const;
+  // The send went through: pooled segments are in flight from now on.
+  static void regions_sent(OutgoingMessage& message, detail::OutgoingRegions& regions);
+  // Maps the regions of a received message (a body region becomes the body).
+  // MACH_RCV_BODY_ERROR if one could not be mapped, else `status`.
+  static Status map_regions(detail::ReplyData& reply, Status status);
 
   std::unique_ptr<detail::Connection> connection_;
   std::string socket_path_;
@@ -176,6 +208,8 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   uint32_t daemon_pid_ = 0;
   uint32_t version_ = 0;
   uint32_t max_inline_body_ = 0;
+  std::atomic<size_t> ool_threshold_{64 << 10};
+  std::shared_ptr<detail::VolatilePool> pool_;
 };
 
 }  // namespace portd

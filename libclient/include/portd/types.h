@@ -164,7 +164,7 @@ struct SendOptions {
   Name notify = kNameNull;
   Disposition notify_disposition = Disposition::kMakeSendOnce;
   // Lets another thread give the send up while it waits (see Canceller).
-  Canceller cancel;
+  Canceller cancel{};
 };
 
 // How a receive waits and what it accepts.
@@ -180,7 +180,7 @@ struct ReceiveOptions {
   bool large = false;
   uint32_t trailer_size = 0;
   // Lets another thread give the receive up while it waits (see Canceller).
-  Canceller cancel;
+  Canceller cancel{};
 };
 
 }  // namespace portd
