@@ -59,6 +59,14 @@ class IntrusiveList {
     return n == &head_ ? nullptr : from_link(n);
   }
 
+  T* prev(const T* item) const {
+    const Link* p = (item->*kLink).prev;
+    return p == &head_ ? nullptr : from_link(p);
+  }
+
+  // Inserts `item` after `pos` (pos must be in this list).
+  void insert_after(T* pos, T* item) { insert_before((pos->*kLink).next, item); }
+
   static bool linked(const T* item) { return (item->*kLink).linked(); }
 
   // Iteration that tolerates removal of the current element.

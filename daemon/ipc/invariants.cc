@@ -90,6 +90,41 @@ std::string CoreImpl::check_invariants() const {
   }
   for (const auto& [name, b] : registry_) count_held(b.right);
 
+  // Queues: each port's messages in arrival order; each port set's queue
+  // holds exactly its members' messages, in arrival order, so that its head
+  // is always the next message for the set.
+  for (const auto& [pid, p] : ports_) {
+    uint64_t last = 0;
+    for (const Message* m = p->queue.front(); m != nullptr; m = p->queue.next(m)) {
+      if (m->queued_on != p) err << "port " << pid << ": message not marked as queued on it\n";
+      if (m->arrival <= last) err << "port " << pid << ": queue out of arrival order\n";
+      last = m->arrival;
+      if (m->set_link.linked() != (p->pset != nullptr))
+        err << "port " << pid << ": message " << (p->pset ? "missing from" : "in")
+            << " a set queue\n";
+    }
+    if (p->pset != nullptr &&
+        (p->receiver == nullptr || p->pset->space != p->receiver || psets_.count(p->pset->id) == 0))
+      err << "port " << pid << ": member of a set outside its receiver's space\n";
+  }
+  for (const auto& [sid, s] : psets_) {
+    size_t expected = 0;
+    for (const Port* p = s->members.front(); p != nullptr; p = s->members.next(p)) {
+      if (p->pset != s.get()) err << "set " << sid << ": member does not point back at it\n";
+      expected += p->queue.size();
+    }
+    if (s->queue.size() != expected)
+      err << "set " << sid << ": " << s->queue.size() << " queued != " << expected
+          << " on its members\n";
+    uint64_t last = 0;
+    for (const Message* m = s->queue.front(); m != nullptr; m = s->queue.next(m)) {
+      if (m->queued_on == nullptr || m->queued_on->pset != s.get())
+        err << "set " << sid << ": message of a port that is not a member\n";
+      if (m->arrival <= last) err << "set " << sid << ": queue out of arrival order\n";
+      last = m->arrival;
+    }
+  }
+
   for (const auto& [pid, p] : ports_) {
     const Seen& s = seen[p];
     if (s.srights != p->srights)

@@ -256,10 +256,14 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
 void CoreImpl::queue_pending(Port* port, PendingSend* ps, Effects& fx) {
   if (port->qlimit == 0) {
     ps->msg->rendezvous = ps;
-    if (has_receiver(port))
+    if (has_receiver(port)) {
       deliver(port, ps->msg, fx);
-    else
+    } else {
+      // Visible from now on: it takes its place in arrival order (a port set
+      // merges its members' queues by arrival).
+      ps->msg->arrival = next_arrival_++;
       enqueue(port, ps->msg);
+    }
   } else {
     port->senders.push_back(ps);
   }
@@ -459,14 +463,16 @@ void CoreImpl::set_add(PortSet* s, Port* p) {
   assert(p->pset == nullptr);
   p->pset = s;
   s->members.push_back(p);
-  // Merge p's queued messages into the set's arrival order.
-  Message* pos = s->queue.front();
-  for (Message* m = p->queue.front(); m != nullptr; m = p->queue.next(m)) {
-    while (pos != nullptr && pos->arrival < m->arrival) pos = s->queue.next(pos);
+  // Merge p's queued messages into the set's arrival order, from the newest
+  // end: a port usually joins with recent messages, so this costs about
+  // the number of p's messages, and never more than both queues together.
+  Message* pos = s->queue.back();
+  for (Message* m = p->queue.back(); m != nullptr; m = p->queue.prev(m)) {
+    while (pos != nullptr && pos->arrival > m->arrival) pos = s->queue.prev(pos);
     if (pos != nullptr)
-      s->queue.insert_before(pos, m);
+      s->queue.insert_after(pos, m);
     else
-      s->queue.push_back(m);
+      s->queue.push_front(m);
   }
 }
 
@@ -521,7 +527,8 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
     refuse(Limit::kMessageBytes);
     return refused(Status::kSendTooLarge);
   }
-  size_t rights = 0;
+  size_t rights = 0;     // every right the body carries
+  size_t in_arrays = 0;  // those in out-of-line port arrays
   uint64_t ool_bytes = 0;
   uint64_t fds = 0;
   for (const auto& d : in.descriptors) {
@@ -531,10 +538,13 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
       ool_bytes += ool->size;
       fds += ool->fds();
     } else {
-      rights += std::get<OolPortsIn>(d).names.size();
+      in_arrays += std::get<OolPortsIn>(d).names.size();
     }
   }
-  if (in.descriptors.size() + rights > limits_.max_descriptors) {
+  rights += in_arrays;
+  // Descriptors and the ports in arrays count against one limit (as the
+  // codec counts them): a port descriptor is one.
+  if (in.descriptors.size() + in_arrays > limits_.max_descriptors) {
     refuse(Limit::kMessageDescriptors);
     return refused(Status::kSendTooLarge);
   }

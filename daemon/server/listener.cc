@@ -64,9 +64,25 @@ proto::UniqueFd lock_path(const std::string& lock_path, const std::string& socke
   return {};
 }
 
+// Whether something accepts connections at `path` (a non-blocking connect
+// that does not fail with ECONNREFUSED: a full backlog counts as alive).
+// -errno when that cannot be told.
+int probe_listening(const std::string& path) {
+  proto::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return -errno;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return 1;
+  if (errno == EAGAIN || errno == EINPROGRESS) return 1;
+  if (errno == ECONNREFUSED || errno == ENOENT) return 0;
+  return -errno;
+}
+
 }  // namespace
 
-std::optional<Listener> Listener::open(const std::string& path, std::string* error) {
+std::optional<Listener> Listener::open(const std::string& path, const ListenerOptions& options,
+                                       std::string* error) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path) {
@@ -84,12 +100,21 @@ std::optional<Listener> Listener::open(const std::string& path, std::string* err
   if (!l.lock_fd_) return std::nullopt;
   l.owns_files_ = true;  // the lock file is ours from here on
 
-  // We hold the lock: whatever socket is at the path belongs to a daemon that
-  // is gone. Anything that is not a socket is left alone.
+  // We hold the lock: no portd that takes it serves this path, so a socket
+  // there belongs to a daemon that is gone -- or to someone who does not
+  // take the lock (a systemd socket unit): a socket that still accepts
+  // connections is left alone. Anything that is not a socket is too.
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       *error = path + " exists and is not a socket";
+      return std::nullopt;
+    }
+    const int live = probe_listening(path);
+    if (live != 0) {
+      *error = live > 0 ? "another process is listening on " + path +
+                              " (a portd started by systemd's portd.socket?)"
+                        : "cannot tell whether " + path + " is in use: " + errno_text(-live);
       return std::nullopt;
     }
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
@@ -111,7 +136,13 @@ std::optional<Listener> Listener::open(const std::string& path, std::string* err
     l.dev_ = st.st_dev;
     l.ino_ = st.st_ino;
   }
-  if (::chmod(path.c_str(), 0666) != 0) {
+  // Group, then mode: the mode's group bits are meant for that group.
+  if (options.gid && ::lchown(path.c_str(), static_cast<uid_t>(-1), *options.gid) != 0) {
+    *error = "cannot give " + path + " to group " + std::to_string(*options.gid) + ": " +
+             errno_text(errno);
+    return std::nullopt;
+  }
+  if (::chmod(path.c_str(), options.mode) != 0) {
     *error = "cannot chmod " + path + ": " + errno_text(errno);
     return std::nullopt;
   }

@@ -24,11 +24,20 @@
 
 namespace portd::server {
 
+struct ListenerOptions {
+  mode_t mode = 0666;
+  std::optional<gid_t> gid;  // unset: the group the file was created with
+};
+
 class Listener {
  public:
   // Binds and listens on `path`. On failure returns nullopt and says why in
   // *error (e.g. "another portd is listening on /run/portd/portd.sock").
-  static std::optional<Listener> open(const std::string& path, std::string* error);
+  static std::optional<Listener> open(const std::string& path, const ListenerOptions& options,
+                                      std::string* error);
+  static std::optional<Listener> open(const std::string& path, std::string* error) {
+    return open(path, ListenerOptions{}, error);
+  }
   // Takes ownership of a listening socket made by someone else.
   static Listener adopt(proto::UniqueFd fd, std::string path);
 

@@ -79,6 +79,20 @@ void Server::stop() {
   dirty_.clear();
 }
 
+void Server::set_limits(const ipc::Limits& limits) {
+  options_.limits = limits;
+  core_.set_limits(limits);
+}
+
+void Server::set_unsent_limits(size_t max_unsent, size_t max_unsent_fds) {
+  options_.max_unsent = max_unsent;
+  options_.max_unsent_fds = max_unsent_fds;
+}
+
+void Server::set_connection_observer(std::function<void(size_t)> observer) {
+  observer_ = std::move(observer);
+}
+
 // ---------------------------------------------------------------------------
 // Accepting
 
@@ -146,6 +160,7 @@ void Server::on_accepted(int fd) {
   connections_.emplace(task, connection);
   spdlog::info("task {} connected: pid {} uid {} gid {}", task, creds.pid, creds.uid, creds.gid);
   connection->start();
+  if (observer_) observer_(connections_.size());
 }
 
 void Server::connection_closed(Connection& connection) {
@@ -158,6 +173,7 @@ void Server::connection_closed(Connection& connection) {
   connections_.erase(it);
   introspector_.forget(task);
   driver_.detach(task);  // may post replies to other tasks
+  if (observer_ && !stopping_) observer_(connections_.size());
 }
 
 bool Server::describe(ipc::TaskId task, TaskDetails* out) const {

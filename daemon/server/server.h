@@ -13,14 +13,15 @@
 // reused). Replies are batched: a connection that got output is marked dirty
 // and all dirty connections are flushed once per event-loop turn.
 //
-// A Server can be built on any listening socket (Listener::adopt), which is
-// how socket activation will plug in.
+// A Server can be built on any listening socket: one it created
+// (Listener::open) or one systemd passed (Listener::adopt).
 #pragma once
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -62,6 +63,15 @@ class Server : public ReplySink, public TaskDirectory {
   // of work. Idempotent.
   void stop();
 
+  // Reconfiguration (SIGHUP). New limits apply to charges made and requests
+  // decoded from now on; nothing already held is taken away. Frame limits
+  // are not changed here: every client learned them at hello.
+  void set_limits(const ipc::Limits& limits);
+  void set_unsent_limits(size_t max_unsent, size_t max_unsent_fds);
+  // Called with the number of connections after one is accepted or closed
+  // (not while stopping).
+  void set_connection_observer(std::function<void(size_t)> observer);
+
   const std::string& socket_path() const { return socket_path_; }
   const ServerOptions& options() const { return options_; }
   asio::io_context& io() { return io_; }
@@ -102,6 +112,7 @@ class Server : public ReplySink, public TaskDirectory {
   std::vector<std::shared_ptr<Connection>> dirty_;
   bool flush_posted_ = false;
   bool stopping_ = false;
+  std::function<void(size_t)> observer_;
   // Handlers that capture `this` check it: false once the server is gone.
   std::shared_ptr<bool> alive_;
 };

@@ -110,7 +110,7 @@ bool Connection::frame_too_large(capnp::MessageBuilder& request) const {
 }
 
 Status Connection::call(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds,
-                        ReplyData* reply) {
+                        ReplyData* reply, const OnWritten& on_written) {
   if (!owned_by_this_process()) return Status::kInvalidTask;
   const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
   request.getRoot<wire::Request>().setId(id);
@@ -125,6 +125,7 @@ Status Connection::call(capnp::MessageBuilder& request, std::vector<proto::Uniqu
   }
   // A failed write fails the connection, which completes `me`.
   write_frame(request, std::move(fds));
+  if (on_written) on_written(id);
 
   std::unique_lock<std::mutex> lock(mu_);
   while (!me.done) {

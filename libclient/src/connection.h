@@ -40,6 +40,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,12 +62,18 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
+  // Called once a request's frame has been written, with its id: from then
+  // on the daemon knows the request, so a cancel naming it cannot overtake
+  // it.
+  using OnWritten = std::function<void(uint64_t id)>;
+
   // Sends `request` (its id is set here) with `fds`, and waits for the
   // reply, which is decoded into `*reply`. Returns kSuccess once a reply has
   // arrived (the daemon's status is reply->status), kInvalidTask if the
   // connection is or becomes unusable, or kSendTooLarge (nothing sent) if
   // the frame would exceed the daemon's frame limit.
-  Status call(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds, ReplyData* reply);
+  Status call(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds, ReplyData* reply,
+              const OnWritten& on_written = {});
 
   // Sends `request` and does not wait: its reply will be discarded.
   void post(capnp::MessageBuilder& request) noexcept;

@@ -45,6 +45,43 @@ void RightHandle::reset() noexcept {
 
 }  // namespace detail
 
+// ---- NotifyTarget --------------------------------------------------------------
+
+NotifyTarget::NotifyTarget(const ReceiveRight& port) noexcept : port_(&port) {}
+NotifyTarget::NotifyTarget(SendOnceRight&& right) noexcept : moved_(&right) {}
+
+namespace {
+
+// The previous request's send-once right, as a handle (empty if none).
+Result<SendOnceRight> previous_right(const std::shared_ptr<Task>& task, Result<Name> previous) {
+  if (!previous) return Result<SendOnceRight>(previous.status(), previous.detail());
+  if (*previous == kNameNull) return SendOnceRight();
+  return SendOnceRight::adopt(task, *previous);
+}
+
+}  // namespace
+
+Result<SendOnceRight> NotifyTarget::request_on(const std::shared_ptr<Task>& task, Name name,
+                                               Notification variant, uint32_t sync) const {
+  if (!task) return Status::kInvalidName;
+  const detail::RightHandle& target =
+      port_ != nullptr ? static_cast<const detail::RightHandle&>(*port_) : *moved_;
+  // An empty target (or another task's) would be read as a cancel, or as a
+  // name of this task that means something else: refused here.
+  if (target.task() != task) return Status::kInvalidArgument;
+  const Disposition d = port_ != nullptr ? Disposition::kMakeSendOnce : Disposition::kMoveSendOnce;
+  auto previous = task->request_notification(name, variant, sync, target.name(), d);
+  if (previous.ok() && moved_ != nullptr) moved_->release();
+  return previous_right(task, std::move(previous));
+}
+
+Result<SendOnceRight> NotifyTarget::cancel_on(const std::shared_ptr<Task>& task, Name name,
+                                              Notification variant) {
+  if (!task) return Status::kInvalidName;
+  return previous_right(
+      task, task->request_notification(name, variant, 0, kNameNull, Disposition::kMakeSendOnce));
+}
+
 // ---- ReceiveRight ------------------------------------------------------------
 
 ReceiveRight ReceiveRight::adopt(std::shared_ptr<Task> task, Name name) noexcept {
@@ -82,6 +119,23 @@ Result<PortStatus> ReceiveRight::status() const {
   return task()->get_attributes(name());
 }
 
+Result<SendOnceRight> ReceiveRight::request_no_senders(const NotifyTarget& notify,
+                                                       uint32_t sync) const {
+  return notify.request_on(task(), name(), Notification::kNoSenders, sync);
+}
+
+Result<SendOnceRight> ReceiveRight::request_port_destroyed(const NotifyTarget& backup) const {
+  return backup.request_on(task(), name(), Notification::kPortDestroyed, 0);
+}
+
+Result<SendOnceRight> ReceiveRight::cancel_no_senders() const {
+  return NotifyTarget::cancel_on(task(), name(), Notification::kNoSenders);
+}
+
+Result<SendOnceRight> ReceiveRight::cancel_port_destroyed() const {
+  return NotifyTarget::cancel_on(task(), name(), Notification::kPortDestroyed);
+}
+
 // ---- SendRight ---------------------------------------------------------------
 
 SendRight SendRight::adopt(std::shared_ptr<Task> task, Name name) noexcept {
@@ -95,10 +149,28 @@ Result<SendRight> SendRight::copy() const {
   return SendRight(task(), name());
 }
 
+// A dead-name request asks for the notification at once (sync) if the port
+// has died already: whoever asks wants to know it is dead, whenever it died.
+Result<SendOnceRight> SendRight::request_dead_name(const NotifyTarget& notify) const {
+  return notify.request_on(task(), name(), Notification::kDeadName, 1);
+}
+
+Result<SendOnceRight> SendRight::cancel_dead_name() const {
+  return NotifyTarget::cancel_on(task(), name(), Notification::kDeadName);
+}
+
 // ---- SendOnceRight -----------------------------------------------------------
 
 SendOnceRight SendOnceRight::adopt(std::shared_ptr<Task> task, Name name) noexcept {
   return SendOnceRight(std::move(task), name);
+}
+
+Result<SendOnceRight> SendOnceRight::request_dead_name(const NotifyTarget& notify) const {
+  return notify.request_on(task(), name(), Notification::kDeadName, 1);
+}
+
+Result<SendOnceRight> SendOnceRight::cancel_dead_name() const {
+  return NotifyTarget::cancel_on(task(), name(), Notification::kDeadName);
 }
 
 // ---- PortSet -----------------------------------------------------------------

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <vector>
 
 #include "libclient/src/codec.h"
 #include "libclient/src/connection.h"
@@ -71,6 +73,62 @@ bool send_receive_consumed(Status status) {
 
 uint64_t thread_id() { return static_cast<uint64_t>(::gettid()); }
 
+}  // namespace
+
+// ---- cancelling ------------------------------------------------------------------
+
+namespace detail {
+
+// What a Canceller's copies share: whether it was used, and the requests of
+// the calls in progress with it (by id, once their frames are written, so a
+// cancel never overtakes its request on the socket), with their tasks.
+struct CancelState {
+  std::mutex mu;
+  bool cancelled = false;
+  std::vector<std::pair<uint64_t, std::weak_ptr<Task>>> in_flight;
+
+  static void post(const std::weak_ptr<Task>& task, uint64_t id) noexcept {
+    if (auto t = task.lock()) t->post_cancel(id);
+  }
+};
+
+}  // namespace detail
+
+Canceller Canceller::create() {
+  Canceller c;
+  c.state_ = std::make_shared<detail::CancelState>();
+  return c;
+}
+
+void Canceller::cancel() const noexcept {
+  if (!state_) return;
+  std::vector<std::pair<uint64_t, std::weak_ptr<Task>>> targets;
+  {
+    std::lock_guard<std::mutex> guard(state_->mu);
+    state_->cancelled = true;
+    targets.swap(state_->in_flight);
+  }
+  for (const auto& [id, task] : targets) detail::CancelState::post(task, id);
+}
+
+bool Canceller::cancelled() const noexcept {
+  if (!state_) return false;
+  std::lock_guard<std::mutex> guard(state_->mu);
+  return state_->cancelled;
+}
+
+void Task::post_cancel(uint64_t request_id) noexcept {
+  try {
+    Request request;
+    request.root.setCancel(request_id);
+    connection_->post(request.builder);
+  } catch (...) {
+    // Out of memory: the call waits for its own outcome.
+  }
+}
+
+namespace {
+
 // The outcome of one round trip, as a Result: the transport's failure, the
 // daemon's status (naming the limit that refused it), or the reply.
 class TaskCall {
@@ -79,6 +137,38 @@ class TaskCall {
            std::vector<UniqueFd> fds = {})
       : connection_(connection) {
     transport_ = connection.call(request, std::move(fds), &reply_);
+  }
+  // A call `canceller` may give up; if it has been used already the call
+  // does not happen and its status is `interrupted`.
+  TaskCall(detail::Connection& connection, capnp::MessageBuilder& request,
+           std::vector<UniqueFd> fds, Task& task, const Canceller& canceller, Status interrupted)
+      : connection_(connection) {
+    detail::CancelState* state = canceller.state().get();
+    if (state == nullptr) {
+      transport_ = connection.call(request, std::move(fds), &reply_);
+      return;
+    }
+    if (canceller.cancelled()) {
+      transport_ = interrupted;
+      return;
+    }
+    uint64_t sent_id = 0;
+    std::weak_ptr<Task> weak = task.weak_from_this();
+    // Runs inside Connection::call, which must not see an exception.
+    transport_ = connection.call(request, std::move(fds), &reply_, [&](uint64_t id) noexcept {
+      sent_id = id;
+      bool now = false;
+      try {
+        std::lock_guard<std::mutex> guard(state->mu);
+        now = state->cancelled;
+        if (!now) state->in_flight.emplace_back(id, weak);
+      } catch (...) {
+        return;  // out of memory: this call cannot be cancelled
+      }
+      if (now) detail::CancelState::post(weak, id);  // cancelled while it was being written
+    });
+    std::lock_guard<std::mutex> guard(state->mu);
+    std::erase_if(state->in_flight, [&](const auto& entry) { return entry.first == sent_id; });
   }
   Status status() const { return ok(transport_) ? reply_.status : transport_; }
   bool answered(wire::Reply::Which which) const {
@@ -431,7 +521,9 @@ Status Task::send(OutgoingMessage& message, const SendOptions& options) {
     return s;
   detail::encode_send_options(options, thread_id(), send.initOptions());
   request.root.setFdCount(static_cast<uint16_t>(regions.fds.size()));
-  const Status status = TaskCall(*connection_, request.builder, std::move(regions.fds)).status();
+  const Status status = TaskCall(*connection_, request.builder, std::move(regions.fds), *this,
+                                 options.cancel, Status::kSendInterrupted)
+                            .status();
   if (send_consumed(status)) {
     regions_sent(message, regions);
     message.consumed();
@@ -462,7 +554,7 @@ Result<ReceivedMessage> received(TaskCall& call,
 Result<ReceivedMessage> Task::receive(Name name, const ReceiveOptions& options) {
   Request request;
   detail::encode_receive_options(name, options, request.root.initReceive());
-  TaskCall call(*connection_, request.builder);
+  TaskCall call(*connection_, request.builder, {}, *this, options.cancel, Status::kRcvInterrupted);
   return received(call, &Task::map_regions);
 }
 
@@ -481,7 +573,10 @@ Result<ReceivedMessage> Task::send_receive(OutgoingMessage& message,
   detail::encode_send_options(send_options, thread_id(), rpc.initSendOptions());
   detail::encode_receive_options(receive_name, receive_options, rpc.initReceiveOptions());
   request.root.setFdCount(static_cast<uint16_t>(regions.fds.size()));
-  TaskCall call(*connection_, request.builder, std::move(regions.fds));
+  // Either canceller gives the call up, in whichever phase it is.
+  const Canceller& canceller = send_options.cancel ? send_options.cancel : receive_options.cancel;
+  TaskCall call(*connection_, request.builder, std::move(regions.fds), *this, canceller,
+                Status::kSendInterrupted);
   if (send_receive_consumed(call.status())) {
     regions_sent(message, regions);
     message.consumed();

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,7 +52,18 @@ void remove_tree(const std::string& dir) {
 // ---------------------------------------------------------------------------
 // DaemonProcess
 
-DaemonProcess::DaemonProcess(std::vector<std::string> extra_args) {
+namespace {
+DaemonLaunch with_args(std::vector<std::string> args) {
+  DaemonLaunch launch;
+  launch.args = std::move(args);
+  return launch;
+}
+}  // namespace
+
+DaemonProcess::DaemonProcess(std::vector<std::string> extra_args)
+    : DaemonProcess(with_args(std::move(extra_args))) {}
+
+DaemonProcess::DaemonProcess(const DaemonLaunch& launch) {
   const char* tmp = std::getenv("TMPDIR");
   std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/portd-test-XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
@@ -64,8 +76,11 @@ DaemonProcess::DaemonProcess(std::vector<std::string> extra_args) {
   socket_path_ = dir_ + "/portd.sock";
   log_path_ = dir_ + "/portd.log";
 
-  std::vector<std::string> args = {PORTD_BINARY, "--socket", socket_path_, "--log-level", "debug"};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<std::string> args = {PORTD_BINARY};
+  if (!launch.config.empty()) args.insert(args.end(), {"--config", launch.config});
+  if (launch.socket_flag) args.insert(args.end(), {"--socket", socket_path_});
+  if (!launch.log_level.empty()) args.insert(args.end(), {"--log-level", launch.log_level});
+  args.insert(args.end(), launch.args.begin(), launch.args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -83,14 +98,36 @@ DaemonProcess::DaemonProcess(std::vector<std::string> extra_args) {
       ::dup2(null, STDIN_FILENO);
       ::dup2(null, STDOUT_FILENO);
     }
+    for (const auto& e : launch.env) ::putenv(const_cast<char*>(e.c_str()));
+    if (launch.journal_stream) {
+      struct stat st;
+      ::fstat(STDERR_FILENO, &st);
+      ::setenv("JOURNAL_STREAM",
+               (std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)).c_str(), 1);
+    }
+    if (!launch.listen_fds.empty()) {
+      // Move them out of the way first, then into 3, 4, ... (no CLOEXEC).
+      std::vector<int> moved;
+      for (int fd : launch.listen_fds) moved.push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 100));
+      for (size_t i = 0; i < moved.size(); ++i) ::dup2(moved[i], 3 + static_cast<int>(i));
+      ::setenv("LISTEN_FDS", std::to_string(moved.size()).c_str(), 1);
+      ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+      ::setenv("LISTEN_FDNAMES", launch.listen_fdnames.c_str(), 1);
+    }
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
 
+  const std::string wait_path =
+      launch.wait_path.empty() && launch.socket_flag ? socket_path_ : launch.wait_path;
+  if (wait_path.empty()) {
+    started_ = true;
+    return;
+  }
   // Up when a connection succeeds.
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   while (Clock::now() < deadline) {
-    if (connect_unix(socket_path_).valid()) {
+    if (connect_unix(wait_path).valid()) {
       started_ = true;
       return;
     }
@@ -102,7 +139,7 @@ DaemonProcess::DaemonProcess(std::vector<std::string> extra_args) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ADD_FAILURE() << "portd did not accept connections on " << socket_path_ << "; log:\n" << log();
+  ADD_FAILURE() << "portd did not accept connections on " << wait_path << "; log:\n" << log();
 }
 
 DaemonProcess::~DaemonProcess() {
@@ -142,6 +179,20 @@ int DaemonProcess::stop(int signo, int timeout_ms) {
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
   return -1;
+}
+
+int DaemonProcess::wait_exit(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  int status = 0;
+  for (;;) {
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    if (Clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 int DaemonProcess::open_fd_count() const {

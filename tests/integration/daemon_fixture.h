@@ -27,11 +27,38 @@
 
 namespace portd::testing {
 
+// How to start portd, for tests of the process itself (config, systemd).
+struct DaemonLaunch {
+  // After the fixed arguments (below).
+  std::vector<std::string> args;
+  // --config: an empty file by default, so that no file on the machine
+  // (the default path) changes what a test sees. Empty: no --config.
+  std::string config = "/dev/null";
+  // --socket <directory>/portd.sock; false: no --socket.
+  bool socket_flag = true;
+  // --log-level; empty: none (the configuration decides).
+  std::string log_level = "debug";
+  // "NAME=value" added to the environment.
+  std::vector<std::string> env;
+  // Passed the way systemd passes sockets: as fd 3 (and 4, ...), with
+  // LISTEN_FDS, LISTEN_PID (the daemon's pid) and LISTEN_FDNAMES.
+  std::vector<int> listen_fds;
+  std::string listen_fdnames = "portd.socket";
+  // Sets JOURNAL_STREAM to the log file's device and inode, as systemd does
+  // when stderr is a stream into the journal.
+  bool journal_stream = false;
+  // Wait until something accepts connections at this path (empty: the
+  // --socket path). Without a socket to wait for, the constructor returns at
+  // once.
+  std::string wait_path;
+};
+
 class DaemonProcess {
  public:
   // Starts portd with `extra_args` after --socket. Fails the current test
   // (ADD_FAILURE) if it does not come up within a few seconds.
   explicit DaemonProcess(std::vector<std::string> extra_args = {});
+  explicit DaemonProcess(const DaemonLaunch& launch);
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -52,6 +79,9 @@ class DaemonProcess {
   // Sends `signo` and waits for the exit; returns the wait status, or -1 if
   // it did not exit within `timeout_ms` (it is then killed).
   int stop(int signo = SIGTERM, int timeout_ms = 5000);
+  // Waits for an exit without signalling; the wait status, or -1 on timeout
+  // (the daemon keeps running).
+  int wait_exit(int timeout_ms = 5000);
   bool running() const;
 
  private:

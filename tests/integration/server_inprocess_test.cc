@@ -16,65 +16,13 @@
 #include <string>
 #include <thread>
 
-#include "daemon/server/server.h"
 #include "tests/integration/daemon_fixture.h"
+#include "tests/integration/inprocess_server.h"
 
 namespace portd::testing {
 namespace {
 
 using proto::UniqueFd;
-
-class InProcessServer {
- public:
-  explicit InProcessServer(server::ServerOptions options)
-      : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096)),
-        previous_logger_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>("inprocess", sink_);
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
-
-    char templ[] = "/tmp/portd-inprocess-XXXXXX";
-    EXPECT_NE(::mkdtemp(templ), nullptr);
-    dir_ = templ;
-    path_ = dir_ + "/portd.sock";
-    std::string error;
-    auto listener = server::Listener::open(path_, &error);
-    EXPECT_TRUE(listener) << error;
-    if (!listener) return;
-    server_ = std::make_unique<server::Server>(io_, std::move(*listener), options);
-    EXPECT_TRUE(server_->start());
-    thread_ = std::thread([this] { io_.run(); });
-  }
-
-  ~InProcessServer() {
-    if (server_) {
-      asio::post(io_, [this] { server_->stop(); });
-      thread_.join();
-      server_.reset();
-    }
-    spdlog::set_default_logger(previous_logger_);
-    std::system(("rm -rf " + dir_).c_str());
-  }
-
-  const std::string& path() const { return path_; }
-
-  bool wait_for_log(const std::string& text) {
-    for (int i = 0; i < 1000; ++i) {
-      for (const auto& line : sink_->last_formatted())
-        if (line.find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
-  }
-
- private:
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
-  std::shared_ptr<spdlog::logger> previous_logger_;
-  std::string dir_, path_;
-  asio::io_context io_;
-  std::unique_ptr<server::Server> server_;
-  std::thread thread_;
-};
 
 UniqueFd sealed(const std::string& text) {
   UniqueFd fd(::memfd_create("inprocess", MFD_CLOEXEC | MFD_ALLOW_SEALING));

@@ -48,6 +48,7 @@ class ScriptedPeer {
           case wire::Request::TYPE: seen->name = r.getType().getName(); break;
           case wire::Request::DEALLOCATE: seen->name = r.getDeallocate().getName(); break;
           case wire::Request::RECEIVE: seen->name = r.getReceive().getName(); break;
+          case wire::Request::CANCEL: seen->name = static_cast<uint32_t>(r.getCancel()); break;
           case wire::Request::SEND:
             seen->body_bytes = r.getSend().getMessage().getBody().size();
             break;
@@ -171,6 +172,33 @@ TEST(ClientTransportTest, LeadershipPassesToASleepingWaiter) {
     }
     EXPECT_EQ(b.get().value, 20u);
   }
+}
+
+// The hook a Canceller uses: it runs once the request's frame is written,
+// with its id, so a cancel it posts follows its request on the socket.
+TEST(ClientTransportTest, OnWrittenRunsAfterTheFrameWithItsId) {
+  Pair pair;
+  uint64_t hooked = 0;
+  auto outcome = std::async(std::launch::async, [&] {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::Request>().initType().setName(7);
+    ReplyData reply;
+    return pair.connection->call(b, {}, &reply, [&](uint64_t id) {
+      hooked = id;
+      capnp::MallocMessageBuilder cancel;
+      cancel.initRoot<wire::Request>().setCancel(id);
+      pair.connection->post(cancel);
+    });
+  });
+  ScriptedPeer::Seen request, cancel;
+  ASSERT_TRUE(pair.peer->read(&request));
+  ASSERT_TRUE(pair.peer->read(&cancel));
+  EXPECT_EQ(request.which, wire::Request::TYPE);
+  EXPECT_EQ(cancel.which, wire::Request::CANCEL);
+  EXPECT_EQ(cancel.name, static_cast<uint32_t>(request.id));
+  pair.peer->answer_status(request.id, Status::kRcvInterrupted);
+  EXPECT_EQ(outcome.get(), Status::kSuccess);
+  EXPECT_EQ(hooked, request.id);
 }
 
 TEST(ClientTransportTest, RequestIdsAreUniqueAndNonZero) {

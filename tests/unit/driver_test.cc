@@ -29,6 +29,9 @@ struct Recorded {
   std::string limit;
   std::string body;
   uint32_t local = 0;
+  uint32_t remote = 0;
+  int32_t msg_id = 0;
+  std::vector<uint32_t> port_names;  // the message's port descriptors
   uint16_t fd_count = 0;
   std::vector<UniqueFd> fds;
 };
@@ -49,6 +52,10 @@ class RecordingSink : public ReplySink {
       auto b = r.getMessage().getBody();
       rec.body.assign(reinterpret_cast<const char*>(b.begin()), b.size());
       rec.local = r.getMessage().getLocal();
+      rec.remote = r.getMessage().getRemote();
+      rec.msg_id = r.getMessage().getId();
+      for (auto d : r.getMessage().getDescriptors())
+        if (d.which() == wire::OutDescriptor::PORT) rec.port_names.push_back(d.getPort().getName());
     }
     rec.fds = std::move(fds);
     replies[task].push_back(std::move(rec));
@@ -460,6 +467,153 @@ TEST(DriverLimits, CoreRefusalNamesTheLimit) {
   EXPECT_EQ(got[2].status, Status::kResourceShortage);
   EXPECT_EQ(got[2].limit, "ports");
   EXPECT_EQ(got[2].which, wire::Reply::NONE);
+}
+
+// ---- cache-on-full: a cached send is not a failure --------------------------
+
+// The message (with its out-of-line fd) belongs to the daemon from the
+// moment it is cached: the fd stays in the table and travels with the
+// message when it is received.
+TEST_F(DriverTest, CachedSendKeepsItsAttachmentsUntilDelivered) {
+  const ipc::Name port = allocate(kA);
+  const ipc::Name notify = allocate(kA);
+  ASSERT_EQ(call(kA, 10, req::SetAttributes{port, 1}).status, Status::kSuccess);
+  ASSERT_EQ(call(kA, 11, text_to(port, "first")).status, Status::kSuccess);
+  req::Send s = text_to(port, "cached", ipc::Disposition::kMakeSend, 0);
+  s.message.descriptors.push_back(ipc::OolIn{0, 8, false, false});
+  s.options.cache = true;
+  s.options.notify = notify;
+  s.options.notify_disposition = ipc::Disposition::kMakeSendOnce;
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd("ool data", true));
+  Recorded r = call(kA, 12, std::move(s), std::move(fds));
+  EXPECT_EQ(r.status, Status::kSendWillNotify);
+  EXPECT_EQ(driver_.attachment_count(), 1u);  // not closed as if refused
+  EXPECT_EQ(driver_.parked_count(), 0u);
+
+  EXPECT_EQ(call(kA, 13, receive_on(port, 0)).body, "first");
+  Recorded accepted = call(kA, 14, receive_on(notify, 0));
+  EXPECT_EQ(accepted.status, Status::kSuccess);
+  EXPECT_EQ(accepted.msg_id, 66);
+  Recorded cached = call(kA, 15, receive_on(port, 0));
+  ASSERT_EQ(cached.status, Status::kSuccess);
+  EXPECT_EQ(cached.body, "cached");
+  ASSERT_EQ(cached.fds.size(), 1u);
+  char buf[8] = {};
+  ASSERT_EQ(::pread(cached.fds[0].get(), buf, sizeof buf, 0), 8);
+  EXPECT_EQ(std::string(buf, 8), "ool data");
+  EXPECT_EQ(driver_.attachment_count(), 0u);
+}
+
+// As in GNU Mach, a cached send-then-receive ends with the send's status:
+// nothing is received, the request is not parked.
+TEST_F(DriverTest, CachedSendReceiveAnswersWillNotifyWithoutReceiving) {
+  const ipc::Name port = allocate(kA);
+  const ipc::Name reply = allocate(kA);
+  ASSERT_EQ(call(kA, 10, req::SetAttributes{port, 1}).status, Status::kSuccess);
+  ASSERT_EQ(call(kA, 11, text_to(port, "first")).status, Status::kSuccess);
+  ASSERT_EQ(call(kA, 12, text_to(reply, "not for the rpc")).status, Status::kSuccess);
+  req::SendReceive sr;
+  sr.message.remote = port;
+  sr.message.remote_disposition = ipc::Disposition::kMakeSend;
+  sr.message.body = {'c'};
+  sr.message.descriptors.push_back(ipc::OolIn{0, 3, false, false});
+  sr.send.timeout_ms = 0;
+  sr.send.cache = true;
+  sr.send.notify = reply;
+  sr.send.notify_disposition = ipc::Disposition::kMakeSendOnce;
+  sr.receive.name = reply;
+  sr.receive.timeout_ms = -1;
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd("abc", true));
+  handle(kA, 13, std::move(sr), std::move(fds));
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 13u);
+  EXPECT_EQ(got[0].status, Status::kSendWillNotify);
+  EXPECT_EQ(got[0].which, wire::Reply::NONE);
+  EXPECT_EQ(driver_.parked_count(), 0u);
+  EXPECT_EQ(driver_.attachment_count(), 1u);
+  // The message on the reply port was left for whoever receives next.
+  EXPECT_EQ(call(kA, 14, receive_on(reply, 0)).body, "not for the rpc");
+}
+
+// ---- receives whose rights could not all be named ---------------------------
+
+// The receiver's name space is full: the message still arrives, with the
+// rights that could not be named as MACH_PORT_NULL and the status saying so,
+// whether the receive was waiting or not.
+TEST(DriverDelivery, UnnameableRightsStillDeliverTheMessage) {
+  asio::io_context io;
+  ipc::Limits limits;
+  limits.per_task.names = 4;
+  ipc::Core core(limits);
+  RecordingSink sink;
+  Driver driver(io, core, sink);
+  constexpr ipc::TaskId kReceiver = 1, kSender = 2;
+  ASSERT_EQ(driver.attach(kReceiver, {100, 1000, 1000}), Status::kSuccess);
+  ASSERT_EQ(driver.attach(kSender, {200, 1001, 1001}), Status::kSuccess);
+  uint64_t id = 1;
+  auto call = [&](ipc::TaskId task, RequestBody body) {
+    DecodedRequest r;
+    r.id = id++;
+    r.body = std::move(body);
+    driver.handle(task, std::move(r), {});
+    auto got = sink.take(task);
+    EXPECT_EQ(got.size(), 1u);
+    return got.empty() ? Recorded{} : std::move(got.back());
+  };
+  const ipc::Name inbox = call(kReceiver, req::BootstrapCheckIn{"com.test.full"}).name;
+  const ipc::Name to_inbox = call(kSender, req::BootstrapLookUp{"com.test.full", 0}).name;
+  const ipc::Name mine = call(kSender, req::Allocate{ipc::Right::kReceive}).name;
+  ASSERT_NE(inbox, 0u);
+  ASSERT_NE(to_inbox, 0u);
+  // Fill the receiver's names (the registry's right shares the inbox's).
+  while (call(kReceiver, req::Allocate{ipc::Right::kDeadName}).status == Status::kSuccess) {
+  }
+  auto request = [&](bool with_reply) {
+    req::Send s;
+    s.message.remote = to_inbox;
+    s.message.remote_disposition = ipc::Disposition::kCopySend;
+    if (with_reply) {
+      s.message.local = mine;
+      s.message.local_disposition = ipc::Disposition::kMakeSendOnce;
+    }
+    s.message.id = with_reply ? 31 : 32;
+    s.message.body = {'b', 'o', 'd', 'y'};
+    s.message.descriptors.push_back(ipc::PortDescIn{mine, ipc::Disposition::kMakeSend});
+    return s;
+  };
+
+  // Queued first, received at once.
+  ASSERT_EQ(call(kSender, request(true)).status, Status::kSuccess);
+  req::Receive rcv;
+  rcv.options.name = inbox;
+  rcv.options.timeout_ms = 0;
+  Recorded r = call(kReceiver, rcv);
+  EXPECT_EQ(r.status, Status::kRcvHeaderError);
+  ASSERT_EQ(r.which, wire::Reply::MESSAGE);
+  EXPECT_EQ(r.msg_id, 31);
+  EXPECT_EQ(r.body, "body");
+  EXPECT_EQ(r.remote, 0u);
+  EXPECT_EQ(r.port_names, std::vector<uint32_t>{0u});
+
+  // A receive that was waiting when the message came.
+  rcv.options.timeout_ms = -1;
+  DecodedRequest waiting;
+  waiting.id = 100;
+  waiting.body = rcv;
+  driver.handle(kReceiver, std::move(waiting), {});
+  EXPECT_TRUE(sink.take(kReceiver).empty());
+  ASSERT_EQ(call(kSender, request(false)).status, Status::kSuccess);
+  auto got = sink.take(kReceiver);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 100u);
+  EXPECT_EQ(got[0].status, Status::kRcvBodyError);
+  ASSERT_EQ(got[0].which, wire::Reply::MESSAGE);
+  EXPECT_EQ(got[0].msg_id, 32);
+  EXPECT_EQ(got[0].body, "body");
+  EXPECT_EQ(got[0].port_names, std::vector<uint32_t>{0u});
 }
 
 }  // namespace

@@ -91,6 +91,59 @@ TEST_F(ListenerTest, ReplacesAStaleSocket) {
   EXPECT_TRUE(connects(path));
 }
 
+TEST_F(ListenerTest, RefusesASocketThatStillListensWithoutTheLock) {
+  // A systemd socket unit's socket: listening, and no portd lock taken.
+  const std::string path = dir_ + "/portd.sock";
+  proto::UniqueFd unit(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(unit.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(unit.get(), 4), 0);
+  struct stat before;
+  ASSERT_EQ(::lstat(path.c_str(), &before), 0);
+
+  std::string error;
+  EXPECT_FALSE(Listener::open(path, &error));
+  EXPECT_EQ(error, "another process is listening on " + path +
+                       " (a portd started by systemd's portd.socket?)");
+  // Still the same socket file, still served by its owner; no lock left.
+  struct stat after;
+  ASSERT_EQ(::lstat(path.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_TRUE(connects(path));
+  EXPECT_FALSE(exists(path + ".lock"));
+}
+
+TEST_F(ListenerTest, ModeAndGroupAreApplied) {
+  const std::string path = dir_ + "/portd.sock";
+  ListenerOptions options;
+  options.mode = 0640;
+  options.gid = ::getgid();
+  std::string error;
+  auto l = Listener::open(path, options, &error);
+  ASSERT_TRUE(l) << error;
+  struct stat st;
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(st.st_gid, ::getgid());
+  l.reset();
+
+  // A group we may not give files to.
+  options.gid = 4242;
+  auto other = Listener::open(path, options, &error);
+  if (::geteuid() == 0) {
+    ASSERT_TRUE(other) << error;
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, 4242u);
+  } else {
+    EXPECT_FALSE(other);
+    EXPECT_EQ(error, "cannot give " + path + " to group 4242: Operation not permitted");
+    EXPECT_FALSE(exists(path));
+    EXPECT_FALSE(exists(path + ".lock"));
+  }
+}
+
 TEST_F(ListenerTest, LeavesAnythingButASocketAlone) {
   const std::string path = dir_ + "/portd.sock";
   ASSERT_TRUE(proto::UniqueFd(::open(path.c_str(), O_CREAT | O_WRONLY, 0600)).valid());

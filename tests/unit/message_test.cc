@@ -285,5 +285,31 @@ TEST_F(MessageTest, RightsToADeadPortArriveAsDeadNames) {
   EXPECT_EQ(std::get<PortDescOut>(got.msg.descriptors.at(0)).name, kNameDead);
 }
 
+TEST_F(MessageTest, AReceiveRightArrivingWhereItsSendRightIsJoinsThatName) {
+  auto [r, s] = port_with_sender(kA, kC);
+  ASSERT_EQ(send(kC, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
+  Name moved = give(kA, r, Disposition::kMoveReceive, kC);
+  EXPECT_EQ(moved, s);
+  EXPECT_EQ(type_of(kC, s), kTypeReceive | kTypeSend);
+  EXPECT_EQ(refs(kC, s, Right::kSend), 1u);
+  EXPECT_EQ(recv(kC, s).msg.id, 1);
+  // Destroying it now leaves the send right dead, under the same name.
+  ASSERT_EQ(core.mod_refs(kC, s, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(type_of(kC, s), kTypeDeadName);
+}
+
+TEST_F(MessageTest, ARightTravelsThroughTwoTasksAndBackToItsFirstOwner) {
+  auto [r, s] = port_with_sender(kA, kB);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
+  Name in_c = give(kA, r, Disposition::kMoveReceive, kC);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 2)), Status::kSuccess);
+  Name back = give(kC, in_c, Disposition::kMoveReceive, kA);
+  EXPECT_EQ(status_of(kA, back).msgcount, 2u);
+  EXPECT_EQ(recv(kA, back).msg.trailer.seqno, 0u);
+  EXPECT_EQ(recv(kA, back).msg.trailer.seqno, 1u);
+  uint32_t t;
+  EXPECT_EQ(core.type(kC, in_c, &t), Status::kInvalidName);
+}
+
 }  // namespace
 }  // namespace portd::ipc::testing

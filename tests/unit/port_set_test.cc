@@ -1,5 +1,7 @@
 // Port sets: membership, arrival order across members, O(1) selection,
 // destruction and members dying.
+#include <time.h>
+
 #include <chrono>
 
 #include "unit/core_fixture.h"
@@ -132,44 +134,154 @@ TEST_F(PortSetTest, RendezvousMembersAreSeenThroughTheSet) {
   EXPECT_EQ(c->status, Status::kSuccess);
 }
 
+TEST_F(PortSetTest, MovingAMemberTakesItsQueuedMessagesWithIt) {
+  Name s1 = pset();
+  Name s2 = pset();
+  auto [p1, x1] = port_with_sender(kA, kB);
+  auto [p2, x2] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.move_member(kA, p1, s1, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, p2, s2, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x2, Disposition::kCopySend, 1)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 2)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x2, Disposition::kCopySend, 3)), Status::kSuccess);
+  // Into the other set: its message joins that set's order and leaves s1's.
+  ASSERT_EQ(core.move_member(kA, p1, s2, fx), Status::kSuccess);
+  check();
+  EXPECT_EQ(recv(kA, s1).status, Status::kRcvTimedOut);
+  EXPECT_EQ(recv(kA, s2).msg.local, p2);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 4)), Status::kSuccess);
+  // Out of every set: its messages stay on the port, the set no longer sees
+  // them.
+  ASSERT_EQ(core.move_member(kA, p2, kNameNull, fx), Status::kSuccess);
+  check();
+  Received m = recv(kA, s2);
+  EXPECT_EQ(m.msg.id, 2);
+  EXPECT_EQ(m.msg.local, p1);
+  EXPECT_EQ(recv(kA, s2).msg.id, 4);
+  EXPECT_EQ(recv(kA, s2).status, Status::kRcvTimedOut);
+  EXPECT_EQ(status_of(kA, p2).msgcount, 1u);
+  EXPECT_EQ(recv(kA, p2).msg.id, 3);
+}
+
+TEST_F(PortSetTest, ASetReceiverKeepsWaitingWhenAMemberMovesAway) {
+  Name set = pset();
+  auto [p1, x1] = port_with_sender(kA, kB);
+  auto [p2, x2] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.move_member(kA, p1, set, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, p2, set, fx), Status::kSuccess);
+  ASSERT_EQ(recv_park(kA, set, 7), Status::kRcvInProgress);
+  Name moved = give(kA, p1, Disposition::kMoveReceive, kC);
+  EXPECT_FALSE(completion(7).has_value());  // the set is still there
+  EXPECT_EQ(status_of(kA, p2).pset, set);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 6)), Status::kSuccess);
+  EXPECT_FALSE(completion(7).has_value());  // p1 is kC's now, in no set
+  ASSERT_EQ(send(kB, msg(x2, Disposition::kCopySend, 5)), Status::kSuccess);
+  auto c = completion(7);
+  ASSERT_TRUE(c.has_value() && c->message.has_value());
+  EXPECT_EQ(c->message->id, 5);
+  EXPECT_EQ(c->message->local, p2);
+  EXPECT_EQ(recv(kC, moved).msg.id, 6);
+}
+
+TEST_F(PortSetTest, TooLargeWithLargeOnASetLeavesTheMessageQueued) {
+  Name set = pset();
+  auto [p1, x1] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.move_member(kA, p1, set, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(x1, Disposition::kCopySend, 1, std::string(100, 'x'))), Status::kSuccess);
+  ReceiveOptions o;
+  o.max_size = 64;
+  o.large = true;
+  Received m = recv(kA, set, o);
+  EXPECT_EQ(m.status, Status::kRcvTooLarge);
+  EXPECT_EQ(m.needed, 24u + 100u);
+  EXPECT_EQ(status_of(kA, p1).msgcount, 1u);
+  check();
+  m = recv(kA, set);
+  EXPECT_EQ(m.status, Status::kSuccess);
+  EXPECT_EQ(m.msg.local, p1);
+  EXPECT_EQ(body_of(m.msg), std::string(100, 'x'));
+}
+
+// A blocked sender's message on a rendezvous port is visible from the moment
+// the sender starts waiting: it takes its place in arrival order like any
+// other, also when its port joins a set later.
+TEST_F(PortSetTest, RendezvousMessagesKeepTheirArrivalOrderWhenTheirPortJoinsASet) {
+  Name set = pset();
+  auto [early, s_early] = port_with_sender(kA, kB);
+  auto [rv, s_rv] = port_with_sender(kA, kB);
+  auto [late, s_late] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, rv, 0, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s_early, Disposition::kCopySend, 1)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s_rv, Disposition::kCopySend, 2), wait(), 20), Status::kSendInProgress);
+  ASSERT_EQ(send(kB, msg(s_late, Disposition::kCopySend, 3)), Status::kSuccess);
+  check();
+  // Join in an order unrelated to arrival.
+  ASSERT_EQ(core.move_member(kA, late, set, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, rv, set, fx), Status::kSuccess);
+  ASSERT_EQ(core.move_member(kA, early, set, fx), Status::kSuccess);
+  check();
+  const std::pair<int, Name> expect[] = {{1, early}, {2, rv}, {3, late}};
+  for (auto [id, member] : expect) {
+    Received m = recv(kA, set);
+    ASSERT_EQ(m.status, Status::kSuccess);
+    EXPECT_EQ(m.msg.id, id);
+    EXPECT_EQ(m.msg.local, member);
+  }
+  auto c = completion(20);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->status, Status::kSuccess);
+}
+
 // Finding the next message is O(1) in the member count: receiving from a set
-// of 10,000 members, each with a message, costs about what it costs with 10.
-// Measured as a ratio within one run, never as an absolute time.
+// of 10,000 members costs about what it costs with 10. The messages go to the
+// first, a middle and the last member in turn, so that no order of scanning
+// the members could pass by luck. Measured as a ratio within one run (the
+// best of several interleaved rounds, so a busy machine does not fail it),
+// never as an absolute time, and in this thread's CPU time, so that being
+// preempted on a busy machine (more likely right after a large setup) does
+// not count. (A scan of the members per receive measured about 450 times
+// slower here; the bound is 5.)
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 TEST_F(PortSetTest, NextMessageIsFoundInConstantTimeWhateverTheMemberCount) {
   auto run = [&](int members) {
     Name set = pset();
     std::vector<Name> ports;
-    Name sender_port = port();
-    (void)sender_port;
+    ports.reserve(members);
     for (int i = 0; i < members; ++i) {
       Name p = port();
       EXPECT_EQ(core.insert_right(kA, p, p, Disposition::kMakeSend, fx), Status::kSuccess);
       EXPECT_EQ(core.move_member(kA, p, set, fx), Status::kSuccess);
       ports.push_back(p);
     }
-    // The busiest member is the last to have joined.
-    constexpr int kMessages = 20000;
-    const Name busy = ports.back();
-    EXPECT_EQ(core.set_qlimit(kA, busy, kQueueLimitMax, fx), Status::kSuccess);
-    auto start = std::chrono::steady_clock::now();
+    const Name busy[3] = {ports.front(), ports[members / 2], ports.back()};
+    constexpr int kMessages = 15000;
+    int wrong = 0;
+    const double start = thread_cpu_seconds();
     for (int i = 0; i < kMessages; ++i) {
-      EXPECT_EQ(send(kA, msg(busy, Disposition::kCopySend, i)), Status::kSuccess);
+      const Name to = busy[i % 3];
+      if (send(kA, msg(to, Disposition::kCopySend, i)) != Status::kSuccess) ++wrong;
       Received m = recv(kA, set);
-      EXPECT_EQ(m.msg.id, i);
+      if (m.status != Status::kSuccess || m.msg.id != i || m.msg.local != to) ++wrong;
     }
-    auto elapsed = std::chrono::steady_clock::now() - start;
+    const double elapsed = thread_cpu_seconds() - start;
+    EXPECT_EQ(wrong, 0) << members << " members";
     for (Name p : ports) EXPECT_EQ(core.destroy(kA, p, fx), Status::kSuccess);
     EXPECT_EQ(core.destroy(kA, set, fx), Status::kSuccess);
-    return std::chrono::duration<double>(elapsed).count();
+    return elapsed;
   };
   run(10);  // warm up
   double small = 1e9, large = 1e9;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 5; ++i) {
     small = std::min(small, run(10));
     large = std::min(large, run(10000));
   }
-  // A linear scan over 10,000 members would be ~1000x slower; allow noise.
-  EXPECT_LT(large / small, 3.0) << "small " << small << "s, large " << large << "s";
+  RecordProperty("ratio", std::to_string(large / small));
+  EXPECT_LT(large / small, 5.0) << "small " << small << "s, large " << large << "s";
 }
 
 }  // namespace

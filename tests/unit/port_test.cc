@@ -85,7 +85,9 @@ TEST_F(PortTest, DeathOfAChainOfPortsInTransitIsIterative) {
     MessageIn m = msg(prev);
     m.descriptors.push_back(PortDescIn{next, Disposition::kMoveReceive});
     ASSERT_EQ(send(kA, m), Status::kSuccess);
-    if (prev != head) ASSERT_EQ(core.deallocate(kA, prev, fx), Status::kSuccess);
+    if (prev != head) {
+      ASSERT_EQ(core.deallocate(kA, prev, fx), Status::kSuccess);
+    }
     prev = next;
   }
   ASSERT_EQ(core.deallocate(kA, prev, fx), Status::kSuccess);

@@ -222,5 +222,40 @@ TEST_F(QueueTest, MessagesFromOneSenderArriveInOrder) {
   }
 }
 
+TEST_F(QueueTest, ExemptMessagesTakeNoRoomFromCountedOnes) {
+  auto [r, s] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, r, 1, fx), Status::kSuccess);
+  for (int i = 1; i <= 3; ++i) {
+    Name so = kNameNull;
+    RightType t;
+    ASSERT_EQ(core.extract_right(kA, r, Disposition::kMakeSendOnce, &so, &t, fx), Status::kSuccess);
+    Name so_b = give(kA, so, Disposition::kMoveSendOnce, kB);
+    EXPECT_EQ(send(kB, msg(so_b, Disposition::kMoveSendOnce, i)), Status::kSuccess);
+  }
+  EXPECT_EQ(status_of(kA, r).msgcount, 3u);
+  // Three replies queued, and the one counted slot is still free.
+  EXPECT_EQ(send(kB, msg(s, Disposition::kCopySend, 4)), Status::kSuccess);
+  EXPECT_EQ(send(kB, msg(s, Disposition::kCopySend, 5)), Status::kSendTimedOut);
+  for (int i = 1; i <= 4; ++i) EXPECT_EQ(recv(kA, r).msg.id, i);
+  EXPECT_EQ(recv(kA, r).status, Status::kRcvTimedOut);
+}
+
+TEST_F(QueueTest, BlockedSendersFollowTheMovedReceiveRight) {
+  auto [r, s] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, r, 1, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 2), wait(), 40), Status::kSendInProgress);
+  Name moved = give(kA, r, Disposition::kMoveReceive, kC);
+  EXPECT_FALSE(completion(40).has_value());
+  EXPECT_EQ(status_of(kC, moved).qlimit, 1u);
+  EXPECT_EQ(recv(kC, moved).msg.id, 1);
+  auto c = completion(40);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->status, Status::kSuccess);
+  Received second = recv(kC, moved);
+  EXPECT_EQ(second.msg.id, 2);
+  EXPECT_EQ(second.msg.trailer.seqno, 1u);
+}
+
 }  // namespace
 }  // namespace portd::ipc::testing

@@ -77,6 +77,14 @@ TEST_F(QuotaTest, MessageSizeAndDescriptorLimits) {
       OolPortsIn{{kNameNull, kNameNull, kNameNull, kNameNull}, Disposition::kCopySend}};
   EXPECT_EQ(send(kB, m), Status::kSendTooLarge);
   EXPECT_EQ(core.last_refused_limit(), Limit::kMessageDescriptors);
+  // A port descriptor counts once: four of them are within the limit of 4,
+  // as the codec counts them.
+  m.descriptors.assign(4, PortDescIn{kNameNull, Disposition::kCopySend});
+  EXPECT_EQ(send(kB, m), Status::kSuccess);
+  m = msg(s);
+  m.descriptors.assign(5, PortDescIn{kNameNull, Disposition::kCopySend});
+  EXPECT_EQ(send(kB, m), Status::kSendTooLarge);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kMessageDescriptors);
 }
 
 TEST_F(QuotaTest, ParkedRequests) {
@@ -128,6 +136,71 @@ TEST_F(QuotaTest, ChargesOfADeadSenderLiveUntilItsMessagesAreReceived) {
   EXPECT_EQ(core.impl().uid_account(1001)->used.queued_messages, 1u);
   EXPECT_EQ(recv(kA, r).msg.id, 1);
   EXPECT_EQ(core.impl().uid_account(1001), nullptr);
+}
+
+TEST_F(QuotaTest, AReceiveRightTheReceiverCannotHoldDiesAndTheBodyErrorSaysSo) {
+  // kB holds its 4 ports; the one that arrives would be a fifth.
+  Name dest = port(kB);
+  for (int i = 0; i < 3; ++i) port(kB);
+  Name to_dest = send_right(kB, dest, kA);
+  auto [moving, to_moving] = port_with_sender(kA, kC);
+  MessageIn m = msg(to_dest, Disposition::kCopySend, 9, "carried");
+  m.descriptors.push_back(PortDescIn{moving, Disposition::kMoveReceive});
+  ASSERT_EQ(send(kA, m), Status::kSuccess);
+  Received got = recv(kB, dest);
+  EXPECT_EQ(got.status, Status::kRcvBodyError);
+  EXPECT_EQ(got.msg.id, 9);
+  EXPECT_EQ(body_of(got.msg), "carried");
+  ASSERT_EQ(got.msg.descriptors.size(), 1u);
+  EXPECT_EQ(std::get<PortDescOut>(got.msg.descriptors[0]).name, kNameNull);
+  EXPECT_EQ(type_of(kC, to_moving), kTypeDeadName);
+}
+
+// The receiver's name space is full: rights that cannot be named are
+// destroyed (with the notifications that causes) and the message still
+// arrives, with MACH_RCV_HEADER_ERROR when the reply right was among them.
+class NameQuotaTest : public CoreTest {
+ protected:
+  static Limits names(uint64_t n) {
+    Limits l;
+    l.per_task.names = n;
+    return l;
+  }
+  NameQuotaTest() : CoreTest(names(4)) {}
+};
+
+TEST_F(NameQuotaTest, UnnameableRightsAreDestroyedAndTheMessageArrives) {
+  Name dest = port(kB);
+  Name to_dest = send_right(kB, dest, kA);
+  Name reply = port(kA);
+  Name dead;
+  while (core.allocate(kB, Right::kDeadName, &dead) == Status::kSuccess) {
+  }
+  EXPECT_EQ(core.last_refused_limit(), Limit::kNames);
+  MessageIn m = msg(to_dest, Disposition::kCopySend, 21, "body");
+  m.local = reply;
+  m.local_disposition = Disposition::kMakeSendOnce;
+  m.descriptors.push_back(PortDescIn{reply, Disposition::kMakeSend});
+  ASSERT_EQ(send(kA, m), Status::kSuccess);
+  Received got = recv(kB, dest);
+  EXPECT_EQ(got.status, Status::kRcvHeaderError);
+  EXPECT_EQ(got.msg.id, 21);
+  EXPECT_EQ(body_of(got.msg), "body");
+  EXPECT_EQ(got.msg.remote, kNameNull);
+  EXPECT_EQ(got.msg.remote_type, RightType::kSendOnce);
+  EXPECT_EQ(std::get<PortDescOut>(got.msg.descriptors.at(0)).name, kNameNull);
+  // The reply right was destroyed unused: its port hears so.
+  Received n = recv(kA, reply);
+  ASSERT_EQ(n.status, Status::kSuccess);
+  EXPECT_EQ(n.msg.id, 71);
+  EXPECT_FALSE(status_of(kA, reply).srights);
+  // Only the body right missing: MACH_RCV_BODY_ERROR.
+  MessageIn m2 = msg(to_dest, Disposition::kCopySend, 22);
+  m2.descriptors.push_back(PortDescIn{reply, Disposition::kMakeSend});
+  ASSERT_EQ(send(kA, m2), Status::kSuccess);
+  got = recv(kB, dest);
+  EXPECT_EQ(got.status, Status::kRcvBodyError);
+  EXPECT_EQ(got.msg.id, 22);
 }
 
 }  // namespace

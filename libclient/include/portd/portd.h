@@ -4,6 +4,7 @@
 
 #include "portd/memory.h"
 #include "portd/message.h"
+#include "portd/notification.h"
 #include "portd/result.h"
 #include "portd/rights.h"
 #include "portd/status.h"

@@ -17,6 +17,10 @@
 // release() gives ownership up and returns the raw name, for code that goes on
 // with the name-based layer of Task; adopt() takes a raw name over.
 //
+// Notifications about a right are requested on its handle
+// (request_no_senders, request_port_destroyed, request_dead_name); the
+// previous request's send-once right comes back as a handle.
+//
 // A handle keeps its Task alive. A receive right and the send rights to the
 // same port share one name in a task, so a ReceiveRight and SendRights made
 // from it have equal name()s; each handle still owns only its own right.
@@ -34,6 +38,7 @@
 namespace portd {
 
 class Task;
+class ReceiveRight;
 class SendRight;
 class SendOnceRight;
 struct ReceivedMessage;
@@ -70,6 +75,34 @@ class PORTD_API RightHandle {
 
 }  // namespace detail
 
+// Where a notification is to go: a send-once right made from a port of the
+// caller's (MAKE_SEND_ONCE; the port stays the caller's), or a send-once
+// right the caller gives up (MOVE_SEND_ONCE; the handle is emptied only if
+// the request succeeds). Built implicitly from either, for the request_*
+// methods below.
+class PORTD_API NotifyTarget {
+ public:
+  NotifyTarget(const ReceiveRight& port) noexcept;  // NOLINT: implicit on purpose
+  NotifyTarget(SendOnceRight&& right) noexcept;     // NOLINT
+  NotifyTarget(const NotifyTarget&) = delete;
+  NotifyTarget& operator=(const NotifyTarget&) = delete;
+
+ private:
+  friend class ReceiveRight;
+  friend class SendRight;
+  friend class SendOnceRight;
+
+  // Arms `variant` on `name` of `task` towards this target; on success a
+  // moved send-once handle lets go of its name.
+  Result<SendOnceRight> request_on(const std::shared_ptr<Task>& task, Name name,
+                                   Notification variant, uint32_t sync) const;
+  static Result<SendOnceRight> cancel_on(const std::shared_ptr<Task>& task, Name name,
+                                         Notification variant);
+
+  const ReceiveRight* port_ = nullptr;
+  SendOnceRight* moved_ = nullptr;
+};
+
 class PORTD_API ReceiveRight : public detail::RightHandle {
  public:
   ReceiveRight() noexcept : RightHandle(Kind::kReceive) {}
@@ -92,6 +125,23 @@ class PORTD_API ReceiveRight : public detail::RightHandle {
   Status set_qlimit(uint32_t qlimit) const;
   Result<PortStatus> status() const;
 
+  // ---- notifications (portd/notification.h parses them) ----
+  // Each returns the previous request's send-once right, if there was one
+  // (an empty handle otherwise): dropping it fires a send-once notification
+  // at its port, as in Mach. `notify` must belong to this handle's task
+  // (KERN_INVALID_ARGUMENT otherwise).
+  //
+  // No-senders (70): when the last send right to this port goes away. If
+  // there is none now and the make-send count is at least `sync`, it fires
+  // at once.
+  Result<SendOnceRight> request_no_senders(const NotifyTarget& notify, uint32_t sync = 0) const;
+  // Port-destroyed (69): when this receive right would be destroyed (this
+  // handle released, the task gone), it is sent to `backup` instead and the
+  // port lives on with its queue.
+  Result<SendOnceRight> request_port_destroyed(const NotifyTarget& backup) const;
+  Result<SendOnceRight> cancel_no_senders() const;
+  Result<SendOnceRight> cancel_port_destroyed() const;
+
  private:
   ReceiveRight(std::shared_ptr<Task> task, Name name) noexcept
       : RightHandle(Kind::kReceive, std::move(task), name) {}
@@ -109,6 +159,15 @@ class PORTD_API SendRight : public detail::RightHandle {
   // Another user reference of the same right (mod_refs +1), same name.
   Result<SendRight> copy() const;
 
+  // Dead-name (72): when the port dies, `notify` hears it (the name stays,
+  // as a dead name). If the port is dead already, the notification comes at
+  // once. Once the name goes away before the port dies (the last reference
+  // released or sent away), a port-deleted notification (65) comes instead.
+  // Returns the previous request's send-once right, if any. The request is
+  // on the name: every handle of the right shares it.
+  Result<SendOnceRight> request_dead_name(const NotifyTarget& notify) const;
+  Result<SendOnceRight> cancel_dead_name() const;
+
  private:
   SendRight(std::shared_ptr<Task> task, Name name) noexcept
       : RightHandle(Kind::kSend, std::move(task), name) {}
@@ -121,6 +180,10 @@ class PORTD_API SendOnceRight : public detail::RightHandle {
 
   SendOnceRight(SendOnceRight&&) noexcept = default;
   SendOnceRight& operator=(SendOnceRight&&) noexcept = default;
+
+  // As SendRight::request_dead_name, for the name of this send-once right.
+  Result<SendOnceRight> request_dead_name(const NotifyTarget& notify) const;
+  Result<SendOnceRight> cancel_dead_name() const;
 
  private:
   SendOnceRight(std::shared_ptr<Task> task, Name name) noexcept

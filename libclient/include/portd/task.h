@@ -152,7 +152,8 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   // Send then receive in one request (one round trip: the RPC shape). A send
   // failure (a MACH_SEND_* status or a kern_return_t) leaves `message` as it
   // was; once the send has happened, `message` is consumed whatever the
-  // receive's outcome (MACH_RCV_* statuses).
+  // receive's outcome (MACH_RCV_* statuses). send_options.cancel (or, if it
+  // is empty, receive_options.cancel) gives the call up in either phase.
   Result<ReceivedMessage> send_receive(OutgoingMessage& message, const SendOptions& send_options,
                                        Name receive_name, const ReceiveOptions& receive_options);
 
@@ -187,10 +188,13 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
  private:
   friend class detail::RightHandle;
   friend class Introspection;
+  friend struct detail::CancelState;
 
   Task(std::unique_ptr<detail::Connection> connection, std::string socket_path);
   // Releases a right and does not wait for the daemon's answer.
   void release_nowait(Name name, Right right, bool deallocate) noexcept;
+  // Asks the daemon to give up request `request_id` (answer discarded).
+  void post_cancel(uint64_t request_id) noexcept;
   Status check_message(const OutgoingMessage& message) const;
   // Puts a large body out of line and gathers the fds the message's regions
   // send (docs/ool.md).

@@ -9,8 +9,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+
+#include "portd/export.h"
 
 namespace portd {
 
@@ -114,6 +117,39 @@ struct Trailer {
   uint64_t sender_task = 0;  // the daemon's task id; 0 for a notification
 };
 
+namespace detail {
+struct CancelState;
+}
+
+// Gives up calls blocked in the daemon, from another thread: the wire's
+// cancel. Make one with Canceller::create() and put it in the options of the
+// calls it is to stop (SendOptions::cancel, ReceiveOptions::cancel); copies
+// share one state, so one canceller can stop many calls, of many threads.
+//
+// cancel() ends every such call the daemon is holding: a send that waits for
+// room (or a send-then-receive still sending) returns MACH_SEND_INTERRUPTED
+// with its message untouched, a receive (or the receive of a
+// send-then-receive) MACH_RCV_INTERRUPTED. It is for good: a call that starts
+// afterwards with it returns the same status at once, without reaching the
+// daemon, which is what a server loop wants at shutdown. A call the daemon
+// has already answered keeps its answer.
+class PORTD_API Canceller {
+ public:
+  // No canceller: the calls cannot be cancelled (the default in options).
+  Canceller() noexcept = default;
+  static Canceller create();
+
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+  void cancel() const noexcept;
+  bool cancelled() const noexcept;
+
+  // For the library: the shared state.
+  const std::shared_ptr<detail::CancelState>& state() const noexcept { return state_; }
+
+ private:
+  std::shared_ptr<detail::CancelState> state_;
+};
+
 // How a send behaves when the destination's queue is full (DESIGN 2.1).
 struct SendOptions {
   // nullopt: wait for room as long as it takes. 0: fail at once with
@@ -127,6 +163,8 @@ struct SendOptions {
   bool cache = false;
   Name notify = kNameNull;
   Disposition notify_disposition = Disposition::kMakeSendOnce;
+  // Lets another thread give the send up while it waits (see Canceller).
+  Canceller cancel{};
 };
 
 // How a receive waits and what it accepts.
@@ -141,6 +179,8 @@ struct ReceiveOptions {
   uint32_t max_size = 0;
   bool large = false;
   uint32_t trailer_size = 0;
+  // Lets another thread give the receive up while it waits (see Canceller).
+  Canceller cancel{};
 };
 
 }  // namespace portd

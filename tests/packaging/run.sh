@@ -1,0 +1,172 @@
+#!/bin/bash
+# The packaging test: `cmake --install` portd into a temporary prefix, check
+# what landed where, build two consumers outside the tree against it (CMake's
+# find_package(portd), and pkg-config), then run them against the installed
+# daemon.
+#
+# Environment (set by tests/CMakeLists.txt): PORTD_BUILD_DIR, PORTD_SOURCE_DIR,
+# PORTD_VERSION, PORTD_BINDIR, PORTD_LIBDIR, PORTD_INCLUDEDIR, PORTD_SYSCONFDIR,
+# PORTD_DOCDIR, CMAKE, CMAKE_GENERATOR, CC, CXX, PORTD_SANITIZE_FLAGS.
+set -euo pipefail
+
+: "${PORTD_BUILD_DIR:?}" "${PORTD_SOURCE_DIR:?}" "${PORTD_VERSION:?}"
+: "${PORTD_BINDIR:=bin}" "${PORTD_LIBDIR:=lib}" "${PORTD_INCLUDEDIR:=include}"
+: "${PORTD_SYSCONFDIR:=etc}" "${PORTD_DOCDIR:=share/doc/portd}"
+: "${CMAKE:=cmake}" "${CC:=cc}" "${CXX:=c++}" "${PORTD_SANITIZE_FLAGS:=}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/portd-packaging-XXXXXX")
+daemon_pid=
+cleanup() {
+  if [ -n "$daemon_pid" ]; then
+    kill -KILL "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+step() { echo "== $*"; }
+
+prefix=$work/prefix
+consumer_src=$PORTD_SOURCE_DIR/tests/packaging/consumer
+
+step "cmake --install $PORTD_BUILD_DIR --prefix $prefix"
+"$CMAKE" --install "$PORTD_BUILD_DIR" --prefix "$prefix" >"$work/install.log" 2>&1 ||
+  { cat "$work/install.log"; fail "cmake --install"; }
+
+step "layout"
+for f in \
+  "$PORTD_BINDIR/portd" \
+  "$PORTD_LIBDIR/libportd.so.$PORTD_VERSION" "$PORTD_LIBDIR/libportd.so.0" "$PORTD_LIBDIR/libportd.so" \
+  "$PORTD_INCLUDEDIR/portd/portd.h" "$PORTD_INCLUDEDIR/portd/status.h" \
+  "$PORTD_INCLUDEDIR/portd/proto/unique_fd.h" \
+  "$PORTD_LIBDIR/cmake/portd/portdConfig.cmake" "$PORTD_LIBDIR/cmake/portd/portdConfigVersion.cmake" \
+  "$PORTD_LIBDIR/cmake/portd/portdTargets.cmake" "$PORTD_LIBDIR/pkgconfig/portd.pc" \
+  "$PORTD_SYSCONFDIR/portd/portd.toml" "$PORTD_DOCDIR/examples/portd.toml" "$PORTD_DOCDIR/operating.md" \
+  lib/systemd/system/portd.service lib/systemd/system/portd.socket \
+  lib/systemd/user/portd.service lib/systemd/user/portd.socket; do
+  [ -e "$prefix/$f" ] || fail "not installed: $f"
+done
+# Symlinks as a versioned library has them.
+[ "$(readlink "$prefix/$PORTD_LIBDIR/libportd.so")" = libportd.so.0 ] || fail "libportd.so -> $(readlink "$prefix/$PORTD_LIBDIR/libportd.so")"
+[ "$(readlink "$prefix/$PORTD_LIBDIR/libportd.so.0")" = "libportd.so.$PORTD_VERSION" ] || fail "libportd.so.0 link"
+soname=$(readelf -d "$prefix/$PORTD_LIBDIR/libportd.so.$PORTD_VERSION" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = libportd.so.0 ] || fail "SONAME is '$soname'"
+# Only the public API: no wire-layer internals, no Cap'n Proto or Asio.
+[ ! -e "$prefix/$PORTD_INCLUDEDIR/portd/proto/frame.h" ] || fail "frame.h installed"
+if grep -rlE 'capnp|kj/|asio' "$prefix/$PORTD_INCLUDEDIR/portd"; then fail "public headers include internals"; fi
+mach=no
+if [ -e "$prefix/$PORTD_LIBDIR/pkgconfig/portd-mach.pc" ]; then
+  mach=yes
+  [ -e "$prefix/$PORTD_INCLUDEDIR/portd-mach/mach/mach.h" ] || fail "portd-mach.pc without mach/mach.h"
+  [ -e "$prefix/$PORTD_INCLUDEDIR/portd-mach/servers/bootstrap.h" ] || fail "no servers/bootstrap.h"
+fi
+echo "Mach-compatible API installed: $mach"
+
+step "unit files"
+for unit in system/portd.service user/portd.service; do
+  grep -qx "ExecStart=$prefix/$PORTD_BINDIR/portd" "$prefix/lib/systemd/$unit" ||
+    fail "$unit: $(grep ExecStart= "$prefix/lib/systemd/$unit")"
+done
+grep -qx "ListenStream=/run/portd/portd.sock" "$prefix/lib/systemd/system/portd.socket" || fail "system socket"
+grep -qx "ListenStream=%t/portd.sock" "$prefix/lib/systemd/user/portd.socket" || fail "user socket"
+if command -v systemd-analyze >/dev/null; then
+  out=$(systemd-analyze verify "$prefix/lib/systemd/system/portd.socket" \
+    "$prefix/lib/systemd/system/portd.service" 2>&1) || fail "systemd-analyze verify: $out"
+  [ -z "$out" ] || fail "systemd-analyze verify (system): $out"
+  mkdir -p "$work/xdg"
+  out=$(XDG_RUNTIME_DIR=$work/xdg systemd-analyze --user verify "$prefix/lib/systemd/user/portd.socket" \
+    "$prefix/lib/systemd/user/portd.service" 2>&1) || fail "systemd-analyze --user verify: $out"
+  [ -z "$out" ] || fail "systemd-analyze verify (user): $out"
+else
+  echo "(no systemd-analyze: unit syntax not verified)"
+fi
+
+step "configuration"
+config=$prefix/$PORTD_SYSCONFDIR/portd/portd.toml
+"$prefix/$PORTD_BINDIR/portd" --config "$config" --check-config | grep -qx "portd: configuration is valid ($config)" ||
+  fail "the installed example configuration is not valid"
+# A second install keeps the administrator's file.
+echo '[log]' >"$config"
+echo 'level = "debug"' >>"$config"
+"$CMAKE" --install "$PORTD_BUILD_DIR" --prefix "$prefix" >"$work/install2.log" 2>&1 || fail "second install"
+grep -qx 'level = "debug"' "$config" || fail "cmake --install replaced an edited $config"
+grep -q "Kept: $config" "$work/install2.log" || fail "no 'Kept:' line"
+
+step "find_package(portd) consumer"
+generator=()
+[ -n "${CMAKE_GENERATOR:-}" ] && generator=(-G "$CMAKE_GENERATOR")
+"$CMAKE" -S "$consumer_src" -B "$work/cmake-build" "${generator[@]}" \
+  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
+  -DCMAKE_CXX_FLAGS="$PORTD_SANITIZE_FLAGS" -DCMAKE_C_FLAGS="$PORTD_SANITIZE_FLAGS" \
+  -DPORTD_CONSUMER_MACH=$([ $mach = yes ] && echo ON || echo OFF) >"$work/cmake.log" 2>&1 ||
+  { cat "$work/cmake.log"; fail "configuring the find_package consumer"; }
+grep -q "portd $PORTD_VERSION from $prefix/$PORTD_LIBDIR/cmake/portd" "$work/cmake.log" ||
+  { cat "$work/cmake.log"; fail "found the wrong portd"; }
+"$CMAKE" --build "$work/cmake-build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; fail "building it"; }
+
+step "pkg-config consumer"
+export PKG_CONFIG_PATH=$prefix/$PORTD_LIBDIR/pkgconfig
+[ "$(pkg-config --modversion portd)" = "$PORTD_VERSION" ] || fail "pkg-config --modversion portd"
+libdir=$(pkg-config --variable=libdir portd)
+# Only what pkg-config says: nothing from the source tree.
+# shellcheck disable=SC2046,SC2086
+"$CXX" -std=c++20 $PORTD_SANITIZE_FLAGS "$consumer_src/consumer.cc" -o "$work/pc-consumer" \
+  $(pkg-config --cflags --libs portd) -Wl,-rpath,"$libdir" || fail "building with pkg-config"
+if [ $mach = yes ]; then
+  [ "$(pkg-config --modversion portd-mach)" = "$PORTD_VERSION" ] || fail "pkg-config portd-mach"
+  # shellcheck disable=SC2046,SC2086
+  "$CC" $PORTD_SANITIZE_FLAGS "$consumer_src/mach_consumer.c" -o "$work/pc-mach-consumer" \
+    $(pkg-config --cflags --libs portd-mach) -Wl,-rpath,"$libdir" || fail "building the C consumer"
+fi
+installed_lib=$(readlink -f "$prefix/$PORTD_LIBDIR/libportd.so.0")
+for p in "$work/cmake-build/consumer" "$work/pc-consumer"; do
+  used=$(ldd "$p" | sed -n 's/.*libportd.so.0 => \(.*\) (0x.*/\1/p')
+  [ -n "$used" ] && [ "$(readlink -f "$used")" = "$installed_lib" ] ||
+    fail "$p does not use the installed libportd: $(ldd "$p" | grep portd)"
+done
+
+step "against the installed daemon"
+mkdir -p "$work/run"
+export PORTD_SOCKET=$work/run/portd.sock
+"$prefix/$PORTD_BINDIR/portd" --config "$config" --log-level debug 2>"$work/portd.log" &
+daemon_pid=$!
+for _ in $(seq 500); do
+  grep -q "serving on $PORTD_SOCKET" "$work/portd.log" && break
+  kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/portd.log"; fail "portd exited"; }
+  sleep 0.02
+done
+grep -q "serving on $PORTD_SOCKET (created)" "$work/portd.log" || { cat "$work/portd.log"; fail "portd did not start"; }
+
+run_consumer() { # label program expected-regex
+  local out
+  out=$("$2" "$1") || { cat "$work/portd.log"; fail "$1 failed: $out"; }
+  [[ "$out" =~ $3 ]] || fail "$1 printed '$out'"
+  echo "$out"
+}
+run_consumer cmake "$work/cmake-build/consumer" '^cmake: hello from cmake \(message 7 from pid [0-9]+\)$'
+run_consumer pkgconfig "$work/pc-consumer" '^pkgconfig: hello from pkgconfig \(message 7 from pid [0-9]+\)$'
+if [ $mach = yes ]; then
+  run_consumer cmake-mach "$work/cmake-build/mach_consumer" '^cmake-mach: hello from cmake-mach \(message 42\)$'
+  run_consumer pkgconfig-mach "$work/pc-mach-consumer" '^pkgconfig-mach: hello from pkgconfig-mach \(message 42\)$'
+fi
+# Installed tools find the installed library by themselves.
+for tool in portctl portbench; do
+  if [ -e "$prefix/$PORTD_BINDIR/$tool" ]; then
+    "$prefix/$PORTD_BINDIR/$tool" --help >/dev/null 2>&1 || fail "$tool --help"
+    echo "$tool --help: ok"
+  fi
+done
+
+step "stop"
+kill -TERM "$daemon_pid"
+status=0
+wait "$daemon_pid" || status=$?
+daemon_pid=
+[ $status -eq 0 ] || { cat "$work/portd.log"; fail "portd exited with $status"; }
+[ ! -e "$PORTD_SOCKET" ] || fail "socket left behind"
+grep -q "command 'consumer'" "$work/portd.log" || fail "the daemon did not see the consumers"
+echo "packaging: ok"
