@@ -99,6 +99,9 @@ MACH_CONFORMANCE(ool_send)
 MACH_CONFORMANCE(move_receive)
 MACH_CONFORMANCE(killed_task)
 MACH_CONFORMANCE(fork)
+MACH_CONFORMANCE(fork_memory)
+MACH_CONFORMANCE(ool_zero_copy)
+MACH_CONFORMANCE(ool_64mib)
 MACH_CONFORMANCE(errors)
 
 // Without a daemon: calls fail with KERN_INVALID_TASK and one line on stderr

@@ -41,18 +41,38 @@ kern_return_t kr_of(Status s) { return static_cast<kern_return_t>(s); }
 
 size_t round4(size_t n) { return (n + 3) & ~size_t{3}; }
 
-// What a successful send must still do: release the memory the caller asked
-// to have deallocated (deallocate=TRUE descriptors).
-struct AfterSend {
+// What a send must still do once its outcome is known. A successful one
+// releases the memory the caller asked to have deallocated (deallocate=TRUE
+// descriptors): regions copied are unmapped now, regions moved zero copy
+// lose their reservation. One that did not happen gives moved regions back.
+class AfterSend {
+ public:
   struct Region {
     uintptr_t address;
     size_t size;
   };
-  std::vector<Region> deallocate;
 
-  void run() const {
-    for (const Region& r : deallocate) deallocate_region(r.address, r.size);
+  AfterSend() = default;
+  AfterSend(const AfterSend&) = delete;
+  AfterSend& operator=(const AfterSend&) = delete;
+  ~AfterSend() {
+    for (MovedRegion& m : moved_) restore_moved_region(std::move(m));
   }
+
+  void deallocate_later(uintptr_t address, size_t size) { deallocate_.push_back({address, size}); }
+  void moved(MovedRegion&& region) { moved_.push_back(std::move(region)); }
+
+  // The send happened.
+  void run() {
+    for (const Region& r : deallocate_) deallocate_region(r.address, r.size);
+    for (MovedRegion& m : moved_) finish_moved_region(std::move(m));
+    deallocate_.clear();
+    moved_.clear();
+  }
+
+ private:
+  std::vector<Region> deallocate_;
+  std::vector<MovedRegion> moved_;
 };
 
 // Reads the caller's message into `out`. MACH_MSG_SUCCESS or the send error.
@@ -104,16 +124,25 @@ mach_msg_return_t read_message(const mach_msg_header_t* msg, mach_msg_size_t sen
           mach_msg_ool_descriptor_t d;
           std::memcpy(&d, base + offset, sizeof d);
           if (d.size != 0 && d.address == nullptr) return MACH_SEND_INVALID_MEMORY;
+          offset += sizeof d;
+          const auto address = reinterpret_cast<uintptr_t>(d.address);
+          const bool is_volatile = kind.type == MACH_MSG_OOL_VOLATILE_DESCRIPTOR;
+          if (d.deallocate && d.size != 0 && !is_volatile) {
+            // A whole shared region from vm_allocate goes zero copy.
+            MovedRegion moved;
+            if (auto region = move_whole_region(address, d.size, &moved)) {
+              after->moved(std::move(moved));
+              out->add_ool(std::move(*region));
+              break;
+            }
+          }
           OolMemoryDescriptor memory;
           memory.address = d.address;
           memory.size = d.size;
           memory.deallocate = d.deallocate != 0;
-          memory.is_volatile = kind.type == MACH_MSG_OOL_VOLATILE_DESCRIPTOR;
+          memory.is_volatile = is_volatile;
           out->add_ool_memory(memory);
-          if (d.deallocate && d.size != 0) {
-            after->deallocate.push_back({reinterpret_cast<uintptr_t>(d.address), d.size});
-          }
-          offset += sizeof d;
+          if (d.deallocate && d.size != 0) after->deallocate_later(address, d.size);
           break;
         }
         case MACH_MSG_OOL_PORTS_DESCRIPTOR: {
@@ -127,8 +156,8 @@ mach_msg_return_t read_message(const mach_msg_header_t* msg, mach_msg_size_t sen
           if (d.count != 0) std::memcpy(names.data(), d.address, d.count * sizeof(Name));
           out->add_ool_ports(std::move(names), static_cast<Disposition>(d.disposition));
           if (d.deallocate && d.count != 0) {
-            after->deallocate.push_back(
-                {reinterpret_cast<uintptr_t>(d.address), d.count * sizeof(mach_port_name_t)});
+            after->deallocate_later(reinterpret_cast<uintptr_t>(d.address),
+                                    d.count * sizeof(mach_port_name_t));
           }
           offset += sizeof d;
           break;
