@@ -241,5 +241,29 @@ int main(void) {
     const long long got = receive_region(port, size, 9);
     CHECK(got > 0 && got != old_inode);
   }
+  /* 8. mach_vm_allocate, a fixed address, and VM_FLAGS_OVERWRITE over a
+     shared region: each is a fresh shared region, sent zero copy. */
+  {
+    mach_vm_address_t at = 0;
+    CHECK_OK(mach_vm_allocate(mach_task_self(), &at, size, VM_FLAGS_ANYWHERE));
+    const long long first = inode_at((void*)(uintptr_t)at);
+    CHECK(first > 0);
+    CHECK_OK(mach_vm_deallocate(mach_task_self(), at, size));
+    CHECK_EQ(inode_at((void*)(uintptr_t)at), -1);
+    CHECK_OK(mach_vm_allocate(mach_task_self(), &at, size, VM_FLAGS_FIXED));
+    CHECK_KR(mach_vm_allocate(mach_task_self(), &at, size, VM_FLAGS_FIXED), KERN_NO_SPACE);
+    const long long fixed = inode_at((void*)(uintptr_t)at);
+    CHECK(fixed > 0 && fixed != first);
+    fill((unsigned char*)(uintptr_t)at, size, 10);
+    CHECK_OK(mach_vm_allocate(mach_task_self(), &at, size, VM_FLAGS_FIXED | VM_FLAGS_OVERWRITE));
+    const long long over = inode_at((void*)(uintptr_t)at);
+    CHECK(over > 0 && over != fixed);
+    CHECK_EQ(((unsigned char*)(uintptr_t)at)[0], 0); /* zero-filled again */
+    fill((unsigned char*)(uintptr_t)at, size, 11);
+    CHECK_KR(send_region(port, (void*)(uintptr_t)at, size, TRUE, MACH_MSG_VIRTUAL_COPY),
+             MACH_MSG_SUCCESS);
+    CHECK_EQ(inode_at((void*)(uintptr_t)at), -1);
+    CHECK_EQ(receive_region(port, size, 11), over);
+  }
   return test_pass("ool_zero_copy");
 }

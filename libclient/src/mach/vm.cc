@@ -165,7 +165,10 @@ bool still_mapped(uintptr_t address, size_t length, int fd) {
                 static_cast<unsigned long>(address), static_cast<unsigned long>(address + length));
   struct stat mapped {};
   struct stat file {};
-  if (::stat(path, &mapped) != 0 || ::fstat(fd, &file) != 0) return false;
+  // ENOENT: no mapping with exactly that range. Anything else (EACCES where
+  // map_files is closed to the process) says nothing.
+  if (::stat(path, &mapped) != 0) return errno != ENOENT;
+  if (::fstat(fd, &file) != 0) return false;
   return mapped.st_ino == file.st_ino && mapped.st_dev == file.st_dev;
 }
 
