@@ -8,10 +8,13 @@
  * deallocate=FALSE, a region partly deallocated before the send, malloc'd
  * memory, anonymous memory vm_allocate did not make, a small region, a
  * region the program replaced with mmap. A send that fails gives a moved
- * region back with its bytes.
+ * region back with its bytes. Threads send at once; past the fd budget
+ * vm_allocate falls back to anonymous memory.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "mach_test.h"
 
@@ -96,6 +99,26 @@ static long long receive_region(mach_port_t port, size_t size, unsigned seed) {
   const long long inode = inode_at(got);
   CHECK_OK(vm_deallocate(mach_task_self(), (vm_address_t)got, size));
   return inode;
+}
+
+/* Each thread: its own port, regions allocated, sent zero copy, received,
+   checked and freed, over and over, while the others do the same. */
+static void* sender_thread(void* arg) {
+  const unsigned seed = (unsigned)(uintptr_t)arg;
+  mach_port_t port = MACH_PORT_NULL;
+  CHECK_OK(mach_port_allocate(mach_task_self(), MACH_PORT_RIGHT_RECEIVE, &port));
+  const size_t size = 128 << 10;
+  for (int i = 0; i < 40; ++i) {
+    vm_address_t region = 0;
+    CHECK_OK(vm_allocate(mach_task_self(), &region, size, VM_FLAGS_ANYWHERE));
+    fill((unsigned char*)region, size, seed + (unsigned)i);
+    const long long inode = inode_at((void*)region);
+    CHECK(inode > 0);
+    CHECK_KR(send_region(port, (void*)region, size, TRUE, MACH_MSG_VIRTUAL_COPY), MACH_MSG_SUCCESS);
+    CHECK_EQ(receive_region(port, size, seed + (unsigned)i), inode);
+  }
+  CHECK_OK(mach_port_mod_refs(mach_task_self(), port, MACH_PORT_RIGHT_RECEIVE, -1));
+  return NULL;
 }
 
 int main(void) {
@@ -264,6 +287,50 @@ int main(void) {
              MACH_MSG_SUCCESS);
     CHECK_EQ(inode_at((void*)(uintptr_t)at), -1);
     CHECK_EQ(receive_region(port, size, 11), over);
+  }
+  /* 9. Threads at once. */
+  {
+    pthread_t threads[4];
+    for (int t = 0; t < 4; ++t) {
+      CHECK(pthread_create(&threads[t], NULL, sender_thread, (void*)(uintptr_t)(20 + 40 * t)) == 0);
+    }
+    for (int t = 0; t < 4; ++t) CHECK(pthread_join(threads[t], NULL) == 0);
+  }
+
+  /* 10. Each shared region holds an fd: at most a quarter of RLIMIT_NOFILE
+     (at least 16) are made; past that vm_allocate gives anonymous memory,
+     which works as well and is sent by copy. Freeing one makes room. */
+  {
+    struct rlimit limit;
+    CHECK(getrlimit(RLIMIT_NOFILE, &limit) == 0);
+    limit.rlim_cur = 64;
+    CHECK(setrlimit(RLIMIT_NOFILE, &limit) == 0);
+    enum { kRegions = 20 };
+    vm_address_t regions[kRegions];
+    const size_t small = 64 << 10;
+    for (int r = 0; r < kRegions; ++r) {
+      CHECK_OK(vm_allocate(mach_task_self(), &regions[r], small, VM_FLAGS_ANYWHERE));
+      fill((unsigned char*)regions[r], small, (unsigned)r);
+      if (r < 16) {
+        CHECK(inode_at((void*)regions[r]) > 0);
+      } else {
+        CHECK_EQ(inode_at((void*)regions[r]), 0);
+      }
+    }
+    for (int r = 15; r < 17; ++r) {
+      CHECK_KR(send_region(port, (void*)regions[r], small, TRUE, MACH_MSG_VIRTUAL_COPY),
+               MACH_MSG_SUCCESS);
+      CHECK(receive_region(port, small, (unsigned)r) > 0);
+    }
+    vm_address_t again = 0;
+    CHECK_OK(vm_allocate(mach_task_self(), &again, small, VM_FLAGS_ANYWHERE));
+    CHECK(inode_at((void*)again) > 0);
+    CHECK_OK(vm_deallocate(mach_task_self(), again, small));
+    for (int r = 0; r < kRegions; ++r) {
+      if (r == 15 || r == 16) continue;
+      check_bytes((const unsigned char*)regions[r], small, (unsigned)r);
+      CHECK_OK(vm_deallocate(mach_task_self(), regions[r], small));
+    }
   }
   return test_pass("ool_zero_copy");
 }
