@@ -2,8 +2,8 @@
  * fork() and vm_allocate'd memory: the child gets its own copy, as with
  * Mach's default inheritance (VM_INHERIT_COPY). Shared-buffer regions (64 KiB
  * and up, which libportd backs with memfds so they can be sent zero copy), a
- * small anonymous region and what is left of a partly deallocated region
- * all hold, in the child, the bytes they held at fork(); writes on either side
+ * sparse region over 256 MiB, a small anonymous region and what is left of
+ * a partly deallocated region all hold, in the child, the bytes they held at fork(); writes on either side
  * afterwards are not seen by the other. The child can send and free its
  * copies, and the parent's regions still go zero copy after the fork.
  */
@@ -16,6 +16,9 @@
 
 static vm_address_t regions[NREGIONS];
 static vm_size_t sizes[NREGIONS];
+static unsigned char* sparse; /* a region over 256 MiB: a sparse memfd */
+#define SPARSE_SIZE ((size_t)300 << 20)
+#define SPARSE_MID ((size_t)150 << 20)
 static int parent_wrote[2]; /* parent -> child */
 static int child_wrote[2];  /* child -> parent */
 
@@ -102,8 +105,14 @@ static int child(void* arg) {
     check((const unsigned char*)regions[r], r, 1); /* as at fork() */
     fill(r, 2);
   }
+  CHECK_EQ(sparse[0], 1);
+  CHECK_EQ(sparse[SPARSE_MID], 2);
+  CHECK_EQ(sparse[SPARSE_MID + 1], 0);
+  sparse[0] = 9;
   CHECK_EQ(write(child_wrote[1], "c", 1), 1);
   for (int r = 0; r < NREGIONS; ++r) check((const unsigned char*)regions[r], r, 2);
+  CHECK_EQ(sparse[0], 9);
+  CHECK_OK(vm_deallocate(mach_task_self(), (vm_address_t)sparse, SPARSE_SIZE));
   /* The child's copies are its own memory: sent (copied) and freed. */
   for (int r = 0; r < NREGIONS; ++r) CHECK(send_to_self(r, 2) > 0);
   return 0;
@@ -123,6 +132,12 @@ int main(void) {
   CHECK(inode_at((void*)regions[0]) > 0);
   CHECK(inode_at((void*)regions[2]) > 0);
   for (int r = 0; r < NREGIONS; ++r) fill(r, 1);
+  vm_address_t big = 0;
+  CHECK_OK(vm_allocate(mach_task_self(), &big, SPARSE_SIZE, VM_FLAGS_ANYWHERE));
+  sparse = (unsigned char*)big;
+  CHECK(inode_at(sparse) > 0);
+  sparse[0] = 1;
+  sparse[SPARSE_MID] = 2;
   CHECK(pipe(parent_wrote) == 0 && pipe(child_wrote) == 0);
 
   const pid_t pid = spawn_child(child, NULL);
@@ -130,11 +145,16 @@ int main(void) {
   close(parent_wrote[0]);
   close(child_wrote[1]);
   for (int r = 0; r < NREGIONS; ++r) fill(r, 3);
+  sparse[0] = 5;
+  sparse[SPARSE_MID + 1] = 6;
   CHECK_EQ(write(parent_wrote[1], "p", 1), 1);
   char c;
   CHECK_EQ(read(child_wrote[0], &c, 1), 1);
   for (int r = 0; r < NREGIONS; ++r) check((const unsigned char*)regions[r], r, 3);
   CHECK_EQ(wait_child(pid), 0);
+  CHECK_EQ(sparse[0], 5);
+  CHECK_EQ(sparse[SPARSE_MID], 2);
+  CHECK_EQ(sparse[SPARSE_MID + 1], 6);
   for (int r = 0; r < NREGIONS; ++r) check((const unsigned char*)regions[r], r, 3);
 
   /* The parent's whole shared region still goes zero copy. */

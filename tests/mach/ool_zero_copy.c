@@ -9,7 +9,8 @@
  * memory, anonymous memory vm_allocate did not make, a small region, a
  * region the program replaced with mmap. A send that fails gives a moved
  * region back with its bytes. Threads send at once; past the fd budget
- * vm_allocate falls back to anonymous memory.
+ * vm_allocate falls back to anonymous memory. A region over 256 MiB is
+ * sparse and goes zero copy too.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -297,7 +298,35 @@ int main(void) {
     for (int t = 0; t < 4; ++t) CHECK(pthread_join(threads[t], NULL) == 0);
   }
 
-  /* 10. Each shared region holds an fd: at most a quarter of RLIMIT_NOFILE
+  /* 10. A region over 256 MiB is a sparse memfd (pages allocated as they
+     are touched): 512 MiB with one byte written per MiB goes zero copy
+     without ever allocating the rest. */
+  {
+    const size_t huge = (size_t)512 << 20, step = (size_t)1 << 20;
+    vm_address_t region = 0;
+    CHECK_OK(vm_allocate(mach_task_self(), &region, huge, VM_FLAGS_ANYWHERE));
+    const long long inode = inode_at((void*)region);
+    CHECK(inode > 0);
+    unsigned char* p = (unsigned char*)region;
+    for (size_t at = 0; at < huge; at += step) p[at] = (unsigned char)(at / step + 1);
+    CHECK_KR(send_region(port, p, huge, TRUE, MACH_MSG_VIRTUAL_COPY), MACH_MSG_SUCCESS);
+    CHECK_EQ(inode_at(p), -1);
+    ool_rcv_t in;
+    memset(&in, 0, sizeof in);
+    CHECK_KR(mach_msg(&in.msg.base.header, MACH_RCV_MSG | MACH_RCV_TIMEOUT, 0, sizeof in, port,
+                      5000, MACH_PORT_NULL),
+             MACH_MSG_SUCCESS);
+    CHECK_EQ(in.msg.region.size, huge);
+    const unsigned char* got = in.msg.region.address;
+    CHECK_EQ(inode_at(got), inode);
+    for (size_t at = 0; at < huge; at += step) {
+      if (got[at] != (unsigned char)(at / step + 1) || got[at + 1] != 0 || got[at + step - 1] != 0)
+        FAIL_AT("the MiB at %zu", at);
+    }
+    CHECK_OK(vm_deallocate(mach_task_self(), (vm_address_t)got, huge));
+  }
+
+  /* 11. Each shared region holds an fd: at most a quarter of RLIMIT_NOFILE
      (at least 16) are made; past that vm_allocate gives anonymous memory,
      which works as well and is sent by copy. Freeing one makes room. */
   {

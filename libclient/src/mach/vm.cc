@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "libclient/src/mach/task_state.h"
+#include "libclient/src/volatile_pool.h"
 
 namespace portd::mach {
 
@@ -131,10 +132,12 @@ void insert_locked(VmState& s, uintptr_t start, size_t length, proto::UniqueFd f
 }
 
 // Maps `length` bytes at *address (or anywhere, with VM_FLAGS_ANYWHERE):
-// `fd` shared and populated if valid, else private anonymous memory.
-kern_return_t map_locked(uint64_t* address, size_t length, int flags, int fd) {
+// `fd` shared (and populated, if `populate`) if valid, else private anonymous
+// memory.
+kern_return_t map_locked(uint64_t* address, size_t length, int flags, int fd, bool populate) {
   const bool anywhere = (flags & VM_FLAGS_ANYWHERE) != 0;
-  int map_flags = fd >= 0 ? MAP_SHARED | MAP_POPULATE : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  int map_flags = fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (fd >= 0 && populate) map_flags |= MAP_POPULATE;
   void* hint = nullptr;
   if (!anywhere) {
     hint = as_pointer(static_cast<uintptr_t>(*address));
@@ -172,6 +175,16 @@ bool still_mapped(uintptr_t address, size_t length, int fd) {
   return mapped.st_ino == file.st_ino && mapped.st_dev == file.st_dev;
 }
 
+// A memfd of `length` bytes for a region over kSharedMaxBytes: sized, not
+// allocated, so its pages are allocated as they are first touched, like
+// anonymous memory (SharedBuffer::allocate would allocate them all at once).
+// Invalid if it cannot be made.
+proto::UniqueFd make_sparse_memfd(size_t length) {
+  proto::UniqueFd fd = detail::make_memfd("portd-vm");
+  if (fd && ::ftruncate(fd.get(), static_cast<off_t>(length)) != 0) fd.reset();
+  return fd;
+}
+
 kern_return_t allocate(mach_port_t target, uint64_t* address, uint64_t size, int flags) {
   if (target != kTaskSelfName) return MACH_SEND_INVALID_DEST;
   if (address == nullptr) return KERN_INVALID_ARGUMENT;
@@ -192,7 +205,8 @@ kern_return_t deallocate(mach_port_t target, uint64_t address, uint64_t size) {
 //
 // A shared region would be shared with a child of fork(), where Mach gives
 // the child its own copy. So before the fork each piece is copied into fresh
-// private memory (read from its memfd) and the shared mapping is marked
+// private memory (read from its memfd, holes skipped, so the untouched pages
+// of a sparse region stay unallocated) and the shared mapping is marked
 // MADV_DONTFORK. The child moves the copies to the regions' addresses and
 // forgets the table (its memory is its own, private now; the memfds are its
 // parent's); the parent drops the copies. A piece that cannot be copied (no
@@ -231,7 +245,9 @@ void before_fork() {
     return;  // no copies: the child shares the regions (see above)
   }
   for (const auto& [address, piece] : s.pieces) {
-    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE;
+    // Populated (one bulk fault) unless sparse: only its data is copied.
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (piece.backing->length <= kSharedMaxBytes) flags |= MAP_POPULATE;
     void* copy = ::mmap(nullptr, piece.length, kReadWrite, flags, -1, 0);
     if (copy == MAP_FAILED) continue;
     if (!copy_from_memfd(piece.backing->fd.get(), piece.offset, piece.length,
@@ -279,7 +295,7 @@ void* allocate_region(size_t size) {
   VmState& s = state();
   std::lock_guard<std::mutex> guard(s.mu);
   uint64_t address = 0;
-  if (map_locked(&address, length, VM_FLAGS_ANYWHERE, -1) != KERN_SUCCESS) return nullptr;
+  if (map_locked(&address, length, VM_FLAGS_ANYWHERE, -1, false) != KERN_SUCCESS) return nullptr;
   // Addresses the kernel gives out again were unmapped behind our back.
   forget_locked(s, static_cast<uintptr_t>(address), static_cast<uintptr_t>(address) + length);
   return as_pointer(static_cast<uintptr_t>(address));
@@ -295,7 +311,8 @@ kern_return_t allocate_user_region(uint64_t* address, uint64_t size, int flags) 
   const bool anywhere = (flags & VM_FLAGS_ANYWHERE) != 0;
   if (!anywhere && (*address & (page_size() - 1)) != 0) return KERN_INVALID_ADDRESS;
   VmState& s = state();
-  bool shared = length >= kSharedMinBytes && length <= kSharedMaxBytes;
+  bool shared = length >= kSharedMinBytes;
+  const bool sparse = length > kSharedMaxBytes;
   if (shared) {
     std::lock_guard<std::mutex> guard(s.mu);
     shared = s.backings < max_backings();
@@ -303,8 +320,10 @@ kern_return_t allocate_user_region(uint64_t* address, uint64_t size, int flags) 
   // Made outside the lock: populating a large buffer takes a while. A
   // buffer that cannot be made (no memory, no fds) leaves anonymous memory.
   SharedBufferParts parts;
-  if (shared) {
+  if (shared && !sparse) {
     if (auto buffer = SharedBuffer::allocate(length)) parts = buffer->release();
+  } else if (shared) {
+    parts.fd = make_sparse_memfd(length).release();
   }
   proto::UniqueFd fd(parts.fd);
 
@@ -315,16 +334,16 @@ kern_return_t allocate_user_region(uint64_t* address, uint64_t size, int flags) 
     fd.reset();
   }
   kern_return_t kr = KERN_SUCCESS;
-  if (fd && anywhere) {
+  if (fd && anywhere && parts.address != nullptr) {
     *address = reinterpret_cast<uintptr_t>(parts.address);
   } else {
-    // At a fixed address: the buffer's own mapping goes, the memfd is mapped
-    // where the caller asked.
+    // At a fixed address the buffer's own mapping goes, and the memfd is
+    // mapped where the caller asked; a sparse memfd has no mapping yet.
     if (parts.address != nullptr) ::munmap(parts.address, parts.mapped);
-    kr = map_locked(address, length, flags, fd.get());
+    kr = map_locked(address, length, flags, fd.get(), !sparse);
     if (kr != KERN_SUCCESS && fd && kr != KERN_NO_SPACE) {
       fd.reset();  // no shared mapping to be had: anonymous memory will do
-      kr = map_locked(address, length, flags, -1);
+      kr = map_locked(address, length, flags, -1, false);
     }
   }
   if (kr != KERN_SUCCESS) return kr;

@@ -3,12 +3,13 @@
 //
 // Two kinds. vm_allocate() regions of kSharedMinBytes up to kSharedMaxBytes
 // are libportd shared buffers (SharedBuffer::allocate: a memfd, allocated in
-// bulk, mapped MAP_SHARED and populated); the buffer's parts are kept in a
-// table here. Such a region, sent whole with deallocate=TRUE, travels zero
+// bulk, mapped MAP_SHARED and populated); larger ones are memfds sized but
+// not allocated (their pages come as they are touched). The memfds are kept
+// in a table here. Such a region, sent whole with deallocate=TRUE, travels zero
 // copy: move_whole_region() takes it out of the sender's address space and
 // seals its memfd with OolRegion::seal (move mode, docs/ool.md), and the
-// receiver maps that same memfd. Smaller and larger regions, regions past the
-// fd budget, and the arrays the library itself returns (mach_port_names,
+// receiver maps that same memfd. Smaller regions, regions past the fd
+// budget, and the arrays the library itself returns (mach_port_names,
 // received out-of-line port arrays) are private anonymous memory, sent by
 // copy.
 //
@@ -33,9 +34,9 @@ namespace portd::mach {
 // vm_allocate()'s regions of at least this many bytes are shared buffers
 // (libportd's out-of-line threshold: smaller data is cheaper to copy).
 inline constexpr size_t kSharedMinBytes = size_t{64} << 10;
-// ... and of at most this many: a shared buffer is allocated and populated
-// in full at once, and an allocation larger than this is often a
-// reservation of address space that the program fills sparsely.
+// Up to this many bytes they are allocated and populated in full at once;
+// larger ones are sparse memfds (an allocation that large is often a
+// reservation of address space that the program fills sparsely).
 inline constexpr size_t kSharedMaxBytes = size_t{256} << 20;
 
 // Maps `size` bytes (rounded up to pages) of private anonymous memory
