@@ -1,7 +1,8 @@
 /*
- * Sending out-of-line memory through mach_msg: a vm_allocate'd region sent
- * with deallocate=TRUE (copied at send time into a sealed memfd, then the
- * sender's pages are unmapped), and a volatile descriptor of a stack buffer
+ * Sending out-of-line memory through mach_msg: a small vm_allocate'd region
+ * (under 64 KiB: anonymous memory) sent with deallocate=TRUE (copied at send
+ * time into a sealed memfd, then the sender's pages are unmapped; larger
+ * regions go zero copy, ool_zero_copy.c), and a volatile descriptor of a stack buffer
  * (copied too; delivered as volatile). The program sends them to itself and
  * checks what arrives.
  */
