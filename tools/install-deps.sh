@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="
-  g++ cmake ninja-build pkg-config
+  g++ make cmake ninja-build pkg-config
   capnproto libcapnp-dev libssl-dev
   libasio-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libsystemd-dev libtomlplusplus-dev

@@ -131,7 +131,9 @@ TEST_F(IntrospectTest, APageStopsWhenItsWorkIsSpent) {
   EXPECT_EQ(tasks.size(), 13u);
   EXPECT_GE(pages, 400000 / kWorkBudget + 1);
   for (const auto& t : tasks) {
-    if (t["uid"] == 2000) EXPECT_EQ(t["names"]["dead_name"], 40000);
+    if (t["uid"] == 2000) {
+      EXPECT_EQ(t["names"]["dead_name"], 40000);
+    }
   }
   for (TaskId t = kFirst; t < kFirst + 10; ++t) core.task_destroy(t, fx);
 }
