@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -37,10 +38,24 @@ TEST(ClientConnectionTest, NothingListeningIsInvalidTask) {
 }
 
 TEST(ClientConnectionTest, SocketPathResolvesLikeTheDaemon) {
-  EXPECT_EQ(resolve_socket_path("/explicit.sock"), "/explicit.sock");
+  // DESIGN 7: --socket, else $PORTD_SOCKET, else $XDG_RUNTIME_DIR/portd.sock,
+  // else /run/portd/portd.sock; an empty variable counts as unset.
+  const char* saved_xdg = std::getenv("XDG_RUNTIME_DIR");
+  const std::string xdg = saved_xdg != nullptr ? saved_xdg : "";
   ::setenv("PORTD_SOCKET", "/from/env.sock", 1);
+  ::setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+  EXPECT_EQ(resolve_socket_path("/explicit.sock"), "/explicit.sock");
   EXPECT_EQ(resolve_socket_path(), "/from/env.sock");
+  ::setenv("PORTD_SOCKET", "", 1);
+  EXPECT_EQ(resolve_socket_path(), "/run/user/4242/portd.sock");
   ::unsetenv("PORTD_SOCKET");
+  EXPECT_EQ(resolve_socket_path(), "/run/user/4242/portd.sock");
+  ::setenv("XDG_RUNTIME_DIR", "", 1);
+  EXPECT_EQ(resolve_socket_path(), "/run/portd/portd.sock");
+  ::unsetenv("XDG_RUNTIME_DIR");
+  EXPECT_EQ(resolve_socket_path(), "/run/portd/portd.sock");
+  EXPECT_EQ(resolve_socket_path("/explicit.sock"), "/explicit.sock");
+  if (saved_xdg != nullptr) ::setenv("XDG_RUNTIME_DIR", xdg.c_str(), 1);
 }
 
 TEST(ClientConnectionTest, ConnectsThroughPortdSocketVariable) {

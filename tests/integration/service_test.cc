@@ -215,6 +215,34 @@ TEST(SocketActivation, ServesOnThePassedSocketAndLeavesItInPlace) {
   if (accepted >= 0) ::close(accepted);
 }
 
+// Without --socket (and without systemd), the path clients resolve:
+// $PORTD_SOCKET, else $XDG_RUNTIME_DIR/portd.sock (an empty variable counts
+// as unset).
+TEST(SocketPath, FromTheEnvironmentAsClientsResolveIt) {
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> env;
+    std::string path;
+  } cases[] = {
+      {{"PORTD_SOCKET=" + (dir / "env.sock"), "XDG_RUNTIME_DIR=" + (dir / "xdg")},
+       dir / "env.sock"},
+      {{"PORTD_SOCKET=", "XDG_RUNTIME_DIR=" + (dir / "xdg")}, dir / "xdg/portd.sock"},
+  };
+  for (const auto& c : cases) {
+    DaemonLaunch launch;
+    launch.socket_flag = false;
+    launch.env = c.env;
+    launch.wait_path = c.path;
+    DaemonProcess daemon(launch);
+    ASSERT_TRUE(daemon.started()) << c.path;
+    EXPECT_TRUE(daemon.wait_for_log("serving on " + c.path + " (created)")) << daemon.log();
+    RawClient client(c.path);
+    EXPECT_NE(client.hello("env"), 0u);
+    EXPECT_TRUE(exited_cleanly(daemon.stop(SIGTERM))) << daemon.log();
+    EXPECT_FALSE(exists(c.path));
+  }
+}
+
 TEST(SocketActivation, AManualPortdDoesNotTakeOverTheUnitsSocket) {
   TempDir dir;
   const std::string path = dir / "portd.sock";

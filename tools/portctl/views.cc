@@ -243,8 +243,12 @@ std::string port_view(const Json& p, const ViewOptions& o) {
   head.add_row({"waiting", cell(p.at("waiting_senders")) + " senders, " +
                                cell(p.at("waiting_receivers")) + " receivers, " +
                                cell(p.at("cached")) + " cached"});
-  head.add_row({"requests", "no-senders " + cell(nr.at("no_senders")) + ", port-destroyed " +
-                                cell(nr.at("port_destroyed")) + ", dead-name " +
+  // Where each armed notification goes: "port N" (the notify port's id).
+  auto to_port = [](const Json& id) {
+    return id.is_null() ? std::string("-") : "port " + cell(id);
+  };
+  head.add_row({"requests", "no-senders " + to_port(nr.at("no_senders")) + ", port-destroyed " +
+                                to_port(nr.at("port_destroyed")) + ", dead-name " +
                                 cell(req.at("dead_name"))});
   std::string names;
   for (const auto& n : p.at("bootstrap_names")) names += (names.empty() ? "" : ", ") + cell(n);
