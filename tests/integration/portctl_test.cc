@@ -354,8 +354,10 @@ TEST_F(KnownState, SetsAndNamesJson) {
 }
 
 TEST_F(KnownState, HumanTablesAreAlignedAndNoLegendDropsHeaders) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"ports"}, {"tasks", "--pid", std::to_string(pid)}, {"sets"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"ports"},
+                                               {"tasks", "--pid", std::to_string(pid)},
+                                               {"sets"},
+                                               {"names"}}) {
     Outcome r = run(args);
     ASSERT_EQ(r.code, 0) << r.err;
     auto lines = lines_of(r.out);
@@ -384,6 +386,26 @@ TEST_F(KnownState, HumanTablesAreAlignedAndNoLegendDropsHeaders) {
   }
   Outcome header = run({"ports"});
   EXPECT_EQ(header.out.rfind("PORT  RECEIVER", 0), 0u) << header.out;
+  // rights: a line naming the task, the column headers, one row per name
+  // (in name order); without the legend only the rows.
+  Outcome rights = run({"rights", std::to_string(alpha->id())});
+  ASSERT_EQ(rights.code, 0) << rights.err;
+  auto with_legend = lines_of(rights.out);
+  ASSERT_EQ(with_legend.size(), 2u + 5u) << rights.out;
+  EXPECT_EQ(with_legend[0], "Task " + std::to_string(alpha->id()) + " (pid " + std::to_string(pid) +
+                                ", uid 0, alpha): 5 names");
+  EXPECT_EQ(with_legend[1].rfind("NAME  ", 0), 0u) << rights.out;
+  Outcome bare_rights = run({"--no-legend", "rights", std::to_string(alpha->id())});
+  auto bare_rows = lines_of(bare_rights.out);
+  ASSERT_EQ(bare_rows.size(), 5u) << bare_rights.out;
+  std::vector<Name> in_order = {svc, set, member, a_inbox, a_victim};
+  std::sort(in_order.begin(), in_order.end(), [](Name a, Name b) { return (a >> 8) < (b >> 8); });
+  for (size_t i = 0; i < bare_rows.size(); ++i) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%08x  ", in_order[i]);
+    EXPECT_EQ(bare_rows[i].rfind(hex, 0), 0u) << bare_rows[i];
+    EXPECT_EQ(with_legend[2 + i].rfind(hex, 0), 0u) << with_legend[2 + i];
+  }
 }
 
 TEST_F(KnownState, HumanViewsOfEveryCommand) {
