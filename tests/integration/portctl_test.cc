@@ -678,6 +678,18 @@ TEST_F(PortctlTest, MonitorStopsCleanlyOnCtrlC) {
   EXPECT_EQ(monitor.err(), "");
 }
 
+TEST_F(PortctlTest, MonitorExitsWithOneWhenTheDaemonGoes) {
+  auto alpha = connect_or_die(daemon.socket_path(), "alpha");
+  ASSERT_TRUE(alpha);
+  PortctlProcess monitor(daemon.directory(), daemon.socket_path(), {"monitor"});
+  ASSERT_TRUE(wait_monitors(alpha, 1));
+  daemon.stop(SIGTERM);
+  EXPECT_EQ(monitor.wait(), 1) << monitor.err();
+  EXPECT_EQ(
+      monitor.err(),
+      "portctl: monitor: the connection to portd was lost (the daemon closed the connection)\n");
+}
+
 TEST_F(PortctlTest, TopRanksPortsByTraffic) {
   auto alpha = connect_or_die(daemon.socket_path(), "alpha");
   ASSERT_TRUE(alpha);

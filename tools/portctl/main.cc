@@ -69,17 +69,21 @@ bool emit(const std::string& text) {
 [[noreturn]] void fail(const std::string& what, Status status, const std::string& detail,
                        uint32_t uid) {
   std::string why;
+  std::string more = detail;
   if (status == Status::kNotFound) {
     why = "not found, or not visible to uid " + std::to_string(uid);
   } else if (status == Status::kNotSupported) {
     why = "the daemon does not support this request";
   } else if (status == Status::kInvalidTask) {
     why = "the connection to portd was lost";
+    // libportd's detail says that again before saying why.
+    const std::string said = "not connected to portd: ";
+    if (more.rfind(said, 0) == 0) more.erase(0, said.size());
   } else {
     why = std::string(portd::status_name(status)) + " (" +
           std::string(portd::status_description(status)) + ")";
   }
-  if (!detail.empty()) why += ": " + detail;
+  if (!more.empty()) why += " (" + more + ")";
   std::fprintf(stderr, "portctl: %s: %s\n", what.c_str(), why.c_str());
   throw Failure{kExitDaemon};
 }
