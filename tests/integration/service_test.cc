@@ -699,10 +699,14 @@ TEST(Logging, JournalFormatWhenStderrIsTheJournal) {
   ASSERT_TRUE(daemon.wait_for_log("task " + task + " disconnected")) << daemon.log();
   const std::string log = daemon.log();
   // Priority prefixes, no timestamps: info <6>, warn (a violation) <4>.
-  EXPECT_NE(log.find("\n<6>task " + task + " connected: pid " + std::to_string(::getpid())),
+  const std::string who =
+      "pid " + std::to_string(::getpid()) + " uid " + std::to_string(::getuid());
+  EXPECT_NE(log.find("\n<6>task " + task + " connected: " + who + " gid " +
+                     std::to_string(::getgid()) + "\n"),
             std::string::npos)
       << log;
   EXPECT_NE(log.find("\n<4>task " + task + " disconnected (violation: "), std::string::npos) << log;
+  EXPECT_NE(log.find("): " + who + " command 'journal'\n"), std::string::npos) << log;
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);)
     EXPECT_TRUE(std::regex_match(line, std::regex("<[2-7]>[^<].*"))) << line;
