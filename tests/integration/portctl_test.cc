@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 
 #include "tests/integration/client_support.h"
@@ -993,6 +996,62 @@ TEST_F(BusyState, PortDetailShowsWhoWaitsAndWhereNotificationsGo) {
       human.out.find("requests         no-senders port 2, port-destroyed port 2, dead-name 1"),
       std::string::npos)
       << human.out;
+}
+
+// Every field of every JSON answer is in docs/portctl.md's schema (as
+// `field` or "field"): the schema is documented, and what is documented is
+// what consumers get.
+TEST_F(BusyState, EveryJsonFieldIsDocumented) {
+  std::ifstream in(PORTD_SOURCE_DIR "/docs/portctl.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  std::set<std::string> fields;
+  std::function<void(const Json&)> collect = [&](const Json& j) {
+    if (j.is_object()) {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        fields.insert(it.key());
+        collect(it.value());
+      }
+    } else if (j.is_array()) {
+      for (const auto& e : j) collect(e);
+    }
+  };
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"status"},
+                                               {"tasks"},
+                                               {"ports"},
+                                               {"port", "1"},
+                                               {"port", "4"},
+                                               {"rights", std::to_string(alpha->id())},
+                                               {"rights", std::to_string(beta->id())},
+                                               {"sets"},
+                                               {"names"}}) {
+    collect(json(args));
+  }
+  Outcome top = run({"--json", "top", "--iterations", "1", "--interval", "10"});
+  ASSERT_EQ(top.code, 0) << top.err;
+  collect(Json::parse(top.out));
+  // A monitor event with a descriptor of each kind.
+  const Name extra = ok_name(beta->allocate(Right::kReceive), "extra");  // port 6
+  PortctlProcess monitor(daemon.directory(), daemon.socket_path(),
+                         {"--json", "monitor", "6", "--count", "1"});
+  ASSERT_TRUE(wait_monitors(alpha, 1));
+  OutgoingMessage m;
+  m.set_remote(extra, Disposition::kMakeSend).set_id(5);
+  m.add_port(b_notify, Disposition::kMakeSend);
+  const auto ool = bytes_of("out of line");
+  m.add_ool_copy(ool);
+  m.add_ool_ports({b_notify}, Disposition::kMakeSend);
+  ASSERT_EQ(beta->send(m, SendOptions{std::chrono::milliseconds(0)}), Status::kSuccess);
+  ASSERT_EQ(monitor.wait(), 0) << monitor.err();
+  collect(Json::parse(monitor.out()));
+  for (const auto& f : fields) {
+    EXPECT_TRUE(doc.find("`" + f + "`") != std::string::npos ||
+                doc.find("\"" + f + "\"") != std::string::npos)
+        << "field " << f << " is not in docs/portctl.md";
+  }
+  EXPECT_GE(fields.size(), 100u);  // the answers above were not empty
 }
 
 // ---------------------------------------------------------------------------
