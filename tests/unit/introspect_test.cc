@@ -91,6 +91,38 @@ TEST_F(IntrospectTest, PortsComeInPagesInIdOrderEachOnce) {
   for (size_t i = 0; i < items.size(); ++i) EXPECT_EQ(items[i]["port"], i + 1);
 }
 
+TEST_F(IntrospectTest, ALargeNameSpaceComesInPagesInNameOrderEachOnce) {
+  // 40,000 names (16,000 receive rights, within the port quota, and dead
+  // names), then a listing of the task's rights: pages of at most kPageMax,
+  // in name order, each name once.
+  constexpr TaskId kBig = 10;
+  ASSERT_EQ(core.task_create(kBig, {200, 2000, 200}), Status::kSuccess);
+  std::vector<Name> names;
+  std::set<Name> ports;
+  for (int i = 0; i < 40000; ++i) {
+    Name n = ipc::kNameNull;
+    if (i % 5 < 2) {
+      n = port(kBig);
+      ports.insert(n);
+    } else {
+      ASSERT_EQ(core.allocate(kBig, Right::kDeadName, &n), Status::kSuccess);
+    }
+    names.push_back(n);
+  }
+  size_t pages = 0;
+  Json items = all(root, IntrospectWhat::kRights, kPageMax, &pages, kBig);
+  ASSERT_EQ(items.size(), names.size());
+  EXPECT_GE(pages, names.size() / kPageMax);
+  std::sort(names.begin(), names.end(),
+            [](Name a, Name b) { return ipc::name_index(a) < ipc::name_index(b); });
+  for (size_t i = 0; i < names.size(); ++i) {
+    ASSERT_EQ(items[i]["name"], names[i]) << i;
+    EXPECT_EQ(items[i]["rights"],
+              ports.count(names[i]) != 0 ? Json({"receive"}) : Json({"dead_name"}));
+  }
+  core.task_destroy(kBig, fx);
+}
+
 TEST_F(IntrospectTest, ACursorSeesWhatChangedBetweenPages) {
   std::vector<Name> names;
   for (int i = 0; i < 10; ++i) names.push_back(port(kA));
