@@ -160,6 +160,29 @@ void round_trip(RawClient& c, uint64_t id, uint32_t port) {
   }));
 }
 
+// Sends `port` a message carrying `count` send rights to itself (MAKE_SEND
+// descriptors); the reply's status and limit.
+std::pair<int32_t, std::string> send_descriptors(RawClient& c, uint64_t id, uint32_t port,
+                                                 unsigned count) {
+  EXPECT_TRUE(c.request(id, [&](auto r) {
+    auto m = r.initSend().initMessage();
+    m.setRemote(port);
+    m.setRemoteDisposition(20);  // MAKE_SEND
+    auto d = m.initDescriptors(count);
+    for (unsigned i = 0; i < count; ++i) {
+      auto p = d[i].initPort();
+      p.setName(port);
+      p.setDisposition(20);
+    }
+  }));
+  std::pair<int32_t, std::string> out{-1, ""};
+  EXPECT_TRUE(c.next_reply([&](wire::Reply::Reader reply, auto&) {
+    EXPECT_EQ(reply.getId(), id);
+    out = {reply.getStatus(), reply.getLimit()};
+  }));
+  return out;
+}
+
 bool exited_cleanly(int status) {
   return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
@@ -384,15 +407,19 @@ TEST(Reload, NewLimitsAndLogLevelForNewOperationsClientsStay) {
   // At warn, connects (info) are not logged.
   EXPECT_EQ(daemon.log().find("connected"), std::string::npos) << daemon.log();
 
+  EXPECT_EQ(send_descriptors(a, 25, a_ports[1], 2),
+            std::make_pair(code(Status::kSuccess), std::string()));
+
   write_file(config,
-             "[log]\nlevel = \"debug\"\n[socket]\nmode = 0o600\n"
+             "[log]\nlevel = \"debug\"\n[socket]\nmode = 0o600\n[limits]\nmax_descriptors = 1\n"
              "[quota.task]\nports = 2\nport_sets = 100\n");
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
-  ASSERT_TRUE(daemon.wait_for_log("configuration reloaded from " + config + ": 2 changes applied"))
+  ASSERT_TRUE(daemon.wait_for_log("configuration reloaded from " + config + ": 3 changes applied"))
       << daemon.log();
   const std::string log = daemon.log();
   EXPECT_NE(log.find("reload: log.level: \"warn\" -> \"debug\""), std::string::npos) << log;
   EXPECT_NE(log.find("reload: quota.task.ports: 16384 -> 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("reload: limits.max_descriptors: 1024 -> 1"), std::string::npos) << log;
   EXPECT_NE(log.find("reload: socket.mode: 0o666 -> 0o600 needs a restart; it stays 0o666"),
             std::string::npos)
       << log;
@@ -414,8 +441,12 @@ TEST(Reload, NewLimitsAndLogLevelForNewOperationsClientsStay) {
   EXPECT_EQ(third.limit, "ports");
 
   // The old client is still connected; what it holds stays usable, and its
-  // new charges meet the new quota.
+  // new charges meet the new quota, its messages the new descriptor limit.
   round_trip(a, 30, a_ports[2]);
+  EXPECT_EQ(send_descriptors(a, 34, a_ports[1], 2),
+            std::make_pair(code(Status::kSendTooLarge), std::string("message_descriptors")));
+  EXPECT_EQ(send_descriptors(a, 35, a_ports[1], 1),
+            std::make_pair(code(Status::kSuccess), std::string()));
   Allocation more = allocate(a, 32);
   EXPECT_EQ(more.status, code(Status::kResourceShortage));
   EXPECT_EQ(more.limit, "ports");
