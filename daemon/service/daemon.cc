@@ -7,6 +7,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -20,6 +21,11 @@
 namespace portd::service {
 
 namespace {
+
+bool env_set(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0';
+}
 
 server::ServerOptions server_options(const Config& c) {
   server::ServerOptions o;
@@ -82,6 +88,12 @@ class Daemon {
       std::string error;
       listener = server::Listener::open(path, lo, &error);
       if (!listener) {
+        // Nothing chose the path: it is root's default, which another user
+        // (without a session's $XDG_RUNTIME_DIR) cannot create.
+        if (config_.socket_path.empty() && !env_set("PORTD_SOCKET") && !env_set("XDG_RUNTIME_DIR"))
+          error +=
+              " (the default path, for root; choose another with --socket PATH, "
+              "$PORTD_SOCKET or $XDG_RUNTIME_DIR)";
         spdlog::critical("{}", error);
         return 1;
       }

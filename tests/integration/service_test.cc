@@ -3,6 +3,7 @@
 // invalid configuration, journald-style logging. The real daemon binary,
 // real sockets.
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -537,7 +538,9 @@ struct PortdRun {
   std::string err;
 };
 
-PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+// `as_uid` >= 0: as that uid (and gid), which needs root.
+PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                   int as_uid = -1) {
   TempDir dir;
   PortdRun run;
   const std::string out = dir / "out", err = dir / "err";
@@ -547,6 +550,9 @@ PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::
     const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(o, 1);
     ::dup2(e, 2);
+    if (as_uid >= 0 &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(as_uid) != 0 || ::setuid(as_uid) != 0))
+      ::_exit(126);
     for (const auto& v : env) ::putenv(const_cast<char*>(v.c_str()));
     if (std::find(env.begin(), env.end(), "JOURNAL_STREAM=stderr") != env.end()) {
       struct stat st;
@@ -626,6 +632,27 @@ TEST(BadConfig, RefusedAtStartNamingTheKey) {
   // Nothing was started.
   EXPECT_FALSE(exists(socket));
   EXPECT_FALSE(exists(socket + ".lock"));
+}
+
+// A user who runs portd with nothing naming a socket gets root's default,
+// which it cannot create: the message says how to choose another.
+TEST(SocketPath, AnotherUsersPortdIsToldHowToChooseASocket) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run as another uid";
+  const std::vector<std::string> no_path = {"PORTD_SOCKET=", "XDG_RUNTIME_DIR="};
+  const std::string hint =
+      " (the default path, for root; choose another with --socket PATH, $PORTD_SOCKET or "
+      "$XDG_RUNTIME_DIR)\n";
+  PortdRun r = run_portd({"--config", "/dev/null", "--log-format", "text"}, no_path, 65534);
+  EXPECT_EQ(exit_code(r), 1) << r.err;
+  ASSERT_GE(r.err.size(), hint.size());
+  EXPECT_EQ(r.err.substr(r.err.size() - hint.size()), hint) << r.err;
+  EXPECT_NE(r.err.find(" critical cannot "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/run/portd/portd.sock"), std::string::npos) << r.err;
+  // A path someone chose fails without the hint.
+  r = run_portd({"--config", "/dev/null", "--socket", "/proc/portd-nowhere/portd.sock"}, no_path);
+  EXPECT_EQ(exit_code(r), 1) << r.err;
+  EXPECT_NE(r.err.find("/proc/portd-nowhere"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("choose another"), std::string::npos) << r.err;
 }
 
 TEST(BadConfig, CheckAndPrintConfig) {
