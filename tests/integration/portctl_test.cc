@@ -431,7 +431,12 @@ TEST_F(KnownState, HumanViewsOfEveryCommand) {
 
 TEST_F(PortctlTest, ExitCodes) {
   EXPECT_EQ(run({"status"}).code, 0);
-  EXPECT_EQ(run({"--help"}).code, 0);
+  Outcome help = run({"--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("Exit status: 0 success; 1 not found"), std::string::npos) << help.out;
+  for (const char* sub :
+       {"status", "tasks", "ports", "port", "rights", "sets", "names", "monitor", "top"})
+    EXPECT_NE(help.out.find("\n  " + std::string(sub) + " "), std::string::npos) << sub;
   Outcome missing = run({"port", "999"});
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("not found"), std::string::npos) << missing.err;

@@ -269,6 +269,11 @@ int run_top(Session& s, uint64_t iterations, int64_t interval_ms, size_t rows) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"portctl: look inside a running portd (ports, rights, tasks, traffic)"};
+  app.footer(
+      "Exit status: 0 success; 1 not found (or not visible to this uid), refused, or the\n"
+      "connection was lost; 2 usage; 3 cannot connect to portd.\n"
+      "Root and the daemon's uid see every task; other users see their own.\n"
+      "JSON schemas and access rules: docs/portctl.md.");
   app.require_subcommand(1);
   app.fallthrough();
   Options o;
