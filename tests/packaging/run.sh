@@ -51,6 +51,7 @@ for f in \
   "$PORTD_INCLUDEDIR/portd-mach/mach/kern_return.h" "$PORTD_INCLUDEDIR/portd-mach/mach/mach_error.h" \
   "$PORTD_INCLUDEDIR/portd-mach/servers/bootstrap.h" \
   "$PORTD_SYSCONFDIR/portd/portd.toml" "$PORTD_DOCDIR/examples/portd.toml" "$PORTD_DOCDIR/operating.md" \
+  "$PORTD_DOCDIR/portctl.md" "$PORTD_DOCDIR/mach.md" "$PORTD_DOCDIR/libportd.md" \
   lib/systemd/system/portd.service lib/systemd/system/portd.socket \
   lib/systemd/user/portd.service lib/systemd/user/portd.socket; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"

@@ -273,7 +273,8 @@ int main(int argc, char** argv) {
       "Exit status: 0 success; 1 not found (or not visible to this uid), refused, or the\n"
       "connection was lost; 2 usage; 3 cannot connect to portd.\n"
       "Root and the daemon's uid see every task; other users see their own.\n"
-      "JSON schemas and access rules: docs/portctl.md.");
+      "JSON schemas and access rules: portctl.md (docs/ in the source, share/doc/portd\n"
+      "once installed).");
   app.require_subcommand(1);
   app.fallthrough();
   Options o;
