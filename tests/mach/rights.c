@@ -150,8 +150,8 @@ int main(void) {
                                           &previous));
   CHECK_EQ(type_of(previous), MACH_PORT_TYPE_SEND_ONCE);
   CHECK_OK(mach_port_deallocate(self, previous));
-  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_PORT_DESTROYED, 0,
-                                          MACH_PORT_NULL, 0, &previous));
+  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_PORT_DESTROYED, 0, MACH_PORT_NULL,
+                                          0, &previous));
   CHECK_EQ(type_of(previous), MACH_PORT_TYPE_SEND_ONCE);
   CHECK_OK(mach_port_deallocate(self, previous));
   CHECK_OK(mach_port_mod_refs(self, notify, MACH_PORT_RIGHT_RECEIVE, -1));
