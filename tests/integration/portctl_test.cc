@@ -717,12 +717,18 @@ TEST_F(PortctlTest, TopRanksPortsByTraffic) {
     Json frame = Json::parse(line);
     EXPECT_EQ(frame["ports_total"], 3);
     EXPECT_GE(frame["interval_ms"].get<int64_t>(), 20);
-    ASSERT_EQ(frame["ports"].size(), 2u);
-    EXPECT_EQ(frame["ports"][0]["port"], 2);
-    EXPECT_EQ(frame["ports"][0]["msgs_in"], 3);
-    EXPECT_EQ(frame["ports"][0]["delta_in"], 0);
-    EXPECT_EQ(frame["ports"][0]["queued"], 3);
-    EXPECT_EQ(frame["ports"][1]["port"], 3);
+    auto row = [&](uint64_t port, Name name, int in) {
+      const Json receiver = {{"task", alpha->id()},
+                             {"pid", ::getpid()},
+                             {"uid", 0},
+                             {"command", "alpha"},
+                             {"name", name}};
+      return Json{{"port", port},  {"receiver", receiver}, {"msgs_in", in},   {"msgs_out", 0},
+                  {"delta_in", 0}, {"delta_out", 0},       {"in_per_s", 0.0}, {"out_per_s", 0.0},
+                  {"queued", in},  {"qlimit", 5}};
+    };
+    EXPECT_EQ(frame["ports"], Json::array({row(2, ports[1], 3), row(3, ports[2], 1)}))
+        << frame.dump(2);
   }
   Outcome human = run({"top", "--iterations", "1", "--interval", "10"});
   ASSERT_EQ(human.code, 0) << human.err;
