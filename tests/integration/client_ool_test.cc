@@ -272,7 +272,8 @@ TEST_F(OolTest, UnsealedOrWritableRegionsAreRefusedAndNothingLeaks) {
   ReceiveRight p = port();
   const int own_fds = own_fd_count();
 
-  auto refused = [&](OolRegion region, const char* what) {
+  // Each refusal is logged (at debug) with what is wrong with the region.
+  auto refused = [&](OolRegion region, const char* what, const std::string& why) {
     SCOPED_TRACE(what);
     auto right = p.make_send();
     ASSERT_TRUE(right);
@@ -285,10 +286,15 @@ TEST_F(OolTest, UnsealedOrWritableRegionsAreRefusedAndNothingLeaks) {
     EXPECT_EQ(m.held_rights(), 1u);
     EXPECT_EQ(m.descriptors().size(), 2u);
     EXPECT_EQ(*task_->get_refs(name, Right::kSend), 1u);
+    EXPECT_TRUE(daemon_.wait_for_log("refused: descriptor 1 (memory): " + why +
+                                     " (MACH_SEND_INVALID_MEMORY)\n"))
+        << daemon_.log();
   };  // dropping the message releases the right
 
   // An unsealed fd in a sealed (non-volatile) descriptor.
-  refused(OolRegion::adopt(memfd_with(4096, 1, 0), 4096), "unsealed");
+  refused(OolRegion::adopt(memfd_with(4096, 1, 0), 4096), "unsealed",
+          "a sealed region must be sealed SHRINK|GROW|WRITE|SEAL; this one lacks "
+          "SHRINK|GROW|WRITE|SEAL");
   // Sealed against everything but writing, the sender keeping a writable
   // mapping (F_SEAL_WRITE cannot be added while one exists; FUTURE_WRITE
   // leaves it writable).
@@ -297,17 +303,20 @@ TEST_F(OolTest, UnsealedOrWritableRegionsAreRefusedAndNothingLeaks) {
   ASSERT_NE(writable, MAP_FAILED);
   EXPECT_EQ(::fcntl(partial.get(), F_ADD_SEALS, F_SEAL_WRITE), -1);
   ASSERT_EQ(::fcntl(partial.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL), 0);
-  refused(OolRegion::adopt(std::move(partial), 4096), "writable mapping kept");
+  refused(OolRegion::adopt(std::move(partial), 4096), "writable mapping kept",
+          "a sealed region must be sealed SHRINK|GROW|WRITE|SEAL; this one lacks WRITE");
   ::munmap(writable, 4096);
   // Sealed, but shorter than it says.
-  refused(OolRegion::adopt(memfd_with(100, 3, kAllSeals), 4096), "short");
+  refused(OolRegion::adopt(memfd_with(100, 3, kAllSeals), 4096), "short",
+          "the file is 100 bytes long, the descriptor says 4096");
   // Volatile, but free to shrink under a receiver's mapping.
-  refused(OolRegion::adopt(memfd_with(4096, 4, 0), 4096, /*is_volatile=*/true), "shrinkable");
+  refused(OolRegion::adopt(memfd_with(4096, 4, 0), 4096, /*is_volatile=*/true), "shrinkable",
+          "a volatile region must be sealed SHRINK; this one lacks SHRINK");
   // Not a memfd at all.
   int ends[2];
   ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
   ::close(ends[1]);
-  refused(OolRegion::adopt(UniqueFd(ends[0]), 0), "a pipe");
+  refused(OolRegion::adopt(UniqueFd(ends[0]), 0), "a pipe", "a pipe, not a memfd");
 
   EXPECT_EQ(task_->get_attributes(p.name())->msgcount, 0u);
   EXPECT_EQ(daemon_fds(), baseline_);
