@@ -128,6 +128,28 @@ TEST_F(ClientRawTest, DestroyingTheReceiveRightLeavesADeadName) {
   EXPECT_EQ(task_->type(p).status(), Status::kInvalidName);
 }
 
+TEST_F(ClientRawTest, DestroyRemovesEveryRightUnderTheName) {
+  const Name p = port();
+  ASSERT_EQ(task_->insert_right(p, p, Disposition::kMakeSend), Status::kSuccess);
+  ASSERT_EQ(task_->mod_refs(p, Right::kSend, 2), Status::kSuccess);
+  auto once = task_->extract_right(p, Disposition::kMakeSendOnce);
+  ASSERT_TRUE(once.ok());
+  // The receive right and all three send references go at once; the port
+  // dies and the send-once right, under its own name, is a dead name now.
+  EXPECT_EQ(task_->destroy(p), Status::kSuccess);
+  EXPECT_EQ(task_->type(p).status(), Status::kInvalidName);
+  EXPECT_EQ(*task_->type(once->name), kTypeDeadName);
+  EXPECT_EQ(task_->destroy(once->name), Status::kSuccess);
+  EXPECT_EQ(task_->type(once->name).status(), Status::kInvalidName);
+  auto set = task_->allocate(Right::kPortSet);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(task_->destroy(*set), Status::kSuccess);
+  EXPECT_EQ(task_->type(*set).status(), Status::kInvalidName);
+  EXPECT_EQ(task_->destroy(p), Status::kInvalidName);
+  EXPECT_EQ(task_->destroy(kNameNull), Status::kSuccess);
+  EXPECT_TRUE(task_->names()->empty());
+}
+
 TEST_F(ClientRawTest, QueueLimitAttributes) {
   const Name p = port();
   auto status = task_->get_attributes(p);
