@@ -3,6 +3,7 @@
 // invalid configuration, journald-style logging. The real daemon binary,
 // real sockets.
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -478,7 +479,8 @@ struct PortdRun {
   std::string err;
 };
 
-PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                   uid_t as_uid = 0) {
   TempDir dir;
   PortdRun run;
   const std::string out = dir / "out", err = dir / "err";
@@ -488,6 +490,9 @@ PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::
     const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(o, 1);
     ::dup2(e, 2);
+    if (as_uid != 0 &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(as_uid) != 0 || ::setuid(as_uid) != 0))
+      ::_exit(126);
     for (const auto& v : env) ::putenv(const_cast<char*>(v.c_str()));
     if (std::find(env.begin(), env.end(), "JOURNAL_STREAM=stderr") != env.end()) {
       struct stat st;
@@ -513,6 +518,21 @@ PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::
 }
 
 int exit_code(const PortdRun& r) { return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1; }
+
+// The README's first command, run by a user whose session has no
+// $XDG_RUNTIME_DIR: the last default, /run/portd/portd.sock, is root's, and
+// the error says how to choose a socket.
+TEST(BadConfig, AUserWithoutASocketOfItsOwnIsToldHowToChooseOne) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run portd as another uid";
+  PortdRun r = run_portd({"--config", "/dev/null"}, {"PORTD_SOCKET=", "XDG_RUNTIME_DIR="}, 65534);
+  EXPECT_EQ(exit_code(r), 1) << r.err;
+  EXPECT_NE(r.err.find("critical cannot "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/run/portd/portd.sock is the system daemon's socket: as a user, give "
+                       "--socket PATH or set $PORTD_SOCKET or $XDG_RUNTIME_DIR (clients look in "
+                       "the same places)\n"),
+            std::string::npos)
+      << r.err;
+}
 
 TEST(BadConfig, RefusedAtStartNamingTheKey) {
   TempDir dir;
