@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
@@ -21,11 +22,6 @@
 namespace portd::service {
 
 namespace {
-
-bool env_set(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0';
-}
 
 server::ServerOptions server_options(const Config& c) {
   server::ServerOptions o;
@@ -88,12 +84,12 @@ class Daemon {
       std::string error;
       listener = server::Listener::open(path, lo, &error);
       if (!listener) {
-        // Nothing chose the path: it is root's default, which another user
-        // (without a session's $XDG_RUNTIME_DIR) cannot create.
-        if (config_.socket_path.empty() && !env_set("PORTD_SOCKET") && !env_set("XDG_RUNTIME_DIR"))
-          error +=
-              " (the default path, for root; choose another with --socket PATH, "
-              "$PORTD_SOCKET or $XDG_RUNTIME_DIR)";
+        // Nothing chose a socket and the last default is root's: say how a
+        // user picks one of its own.
+        if (path == proto::kSystemSocketPath && ::geteuid() != 0)
+          error += std::string("; ") + proto::kSystemSocketPath +
+                   " is the system daemon's socket: as a user, give --socket PATH or set "
+                   "$PORTD_SOCKET or $XDG_RUNTIME_DIR (clients look in the same places)";
         spdlog::critical("{}", error);
         return 1;
       }

@@ -562,8 +562,10 @@ TEST_F(PortctlTest, MonitorSeesAKnownSequence) {
     EXPECT_GT(e["seq"].get<uint64_t>(), last_seq);
     last_seq = e["seq"].get<uint64_t>();
     const int64_t time_us = e["time_unix_us"].get<int64_t>();
+    // t0 and t1 are whole milliseconds: an event in t1's millisecond may be
+    // up to 999 microseconds past t1 * 1000.
     EXPECT_GE(time_us, std::max(last_time, t0 * 1000));
-    EXPECT_LT(time_us, (t1 + 1) * 1000);  // t1 is whole milliseconds, rounded down
+    EXPECT_LT(time_us, (t1 + 1) * 1000);
     last_time = time_us;
     e.erase("seq");
     e.erase("time_unix_us");
