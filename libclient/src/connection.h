@@ -43,6 +43,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,6 +76,15 @@ class Connection {
   Status call(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds, ReplyData* reply,
               const OnWritten& on_written = {});
 
+  // Pipelined calls: writes every request (ids set here, frames appended in
+  // order and written together), then waits for every reply. transport[i]
+  // is what call() would have returned for request i, replies[i] its reply.
+  // A request too large for the frame limit is not sent (kSendTooLarge);
+  // the others are. `fds[i]` travel with request i.
+  void call_batch(std::span<capnp::MessageBuilder* const> requests,
+                  std::span<std::vector<proto::UniqueFd>> fds, std::span<ReplyData> replies,
+                  std::span<Status> transport);
+
   // Sends `request` and does not wait: its reply will be discarded.
   void post(capnp::MessageBuilder& request) noexcept;
 
@@ -106,6 +116,10 @@ class Connection {
   };
 
   Status write_frame(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds);
+  // Writes what the writer holds (write_mu_ held).
+  Status flush_locked();
+  // Waits until `me` is done, leading when nobody does. `lock` holds mu_.
+  void wait_for(std::unique_lock<std::mutex>& lock, Waiter& me);
   // Waits until the socket takes more bytes; reads too if nobody leads.
   void wait_writable();
   // Called with `lock` held and leader_ just set by this thread; returns with
