@@ -257,13 +257,10 @@ void Connection::lead(std::unique_lock<std::mutex>& lock, Waiter& me) {
       std::lock_guard<std::mutex> guard(mu_);
       if (me.done) break;
     }
-    pollfd p{fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      fail("poll failed: " + errno_text(errno));
-      break;
-    }
-    if (!read_once()) break;
+    // The socket is blocking: the leader sleeps in recvmsg itself (one
+    // system call per wake-up, no poll first); fail() shuts the socket
+    // down, which wakes it.
+    if (!read_once(/*wait=*/true)) break;
   }
   lock.lock();
   stop_leading(lock);
@@ -280,8 +277,8 @@ void Connection::stop_leading(std::unique_lock<std::mutex>& lock) {
   }
 }
 
-bool Connection::read_once() {
-  const long n = reader_.read_from(fd_.get());
+bool Connection::read_once(bool wait) {
+  const long n = reader_.read_from(fd_.get(), wait);
   if (n > 0 || n == -EAGAIN) return true;
   if (n == 0) {
     fail("the daemon closed the connection");

@@ -19,7 +19,8 @@
 //
 // A thread blocked in receive (its request parked in the daemon) may be the
 // leader for a long time; that is fine, since it reads every frame as it
-// arrives. Writes never wait for the leader: they take write_mu_, append to
+// arrives (sleeping in a blocking recvmsg, so a wake-up costs one system
+// call and no thread hop). Writes never wait for the leader: they take write_mu_, append to
 // the FrameWriter and flush it from the writing thread, polling for POLLOUT
 // when the socket is full. While it waits for POLLOUT, a writer with no
 // leader around reads what has arrived too, so a daemon that stops reading
@@ -128,9 +129,9 @@ class Connection {
   // Hands out every complete frame in the reader's buffer. False if the
   // stream cannot go on (the connection has been failed).
   bool drain();
-  // Reads once from the socket (after poll said so). False if the
-  // connection has been failed.
-  bool read_once();
+  // Reads once from the socket: after poll said so, or with `wait`, sleeping
+  // until something arrives. False if the connection has been failed.
+  bool read_once(bool wait = false);
   void handle_frame();
   // Gives leadership up and wakes a sleeping waiter to take it. `lock` held.
   void stop_leading(std::unique_lock<std::mutex>& lock);

@@ -1,6 +1,7 @@
 #include "tools/portbench/bench.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -52,6 +53,17 @@ Json to_json(const Summary& s, const char* unit) {
 
 namespace {
 Shared* g_shared = nullptr;
+int g_pin_cpu = -1;
+}  // namespace
+
+void set_pin_cpu(int cpu) { g_pin_cpu = cpu; }
+
+void apply_pin() {
+  if (g_pin_cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(g_pin_cpu, &set);
+  ::sched_setaffinity(0, sizeof set, &set);
 }
 
 Shared& shared() {
@@ -106,6 +118,7 @@ Helper spawn_helper(const std::function<Json()>& body) {
   }
   if (pid == 0) {
     ::close(fds[0]);
+    apply_pin();
     Json report;
     try {
       report = body();

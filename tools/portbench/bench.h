@@ -72,6 +72,11 @@ struct Helper {
   int report_fd = -1;
 };
 Helper spawn_helper(const std::function<Json()>& body);
+// Every helper forked from now on (and the daemon portbench spawns) runs on
+// this CPU only; -1: wherever the scheduler puts it.
+void set_pin_cpu(int cpu);
+// Pins the calling process as set_pin_cpu() says (no-op for -1).
+void apply_pin();
 // Reads the helper's report and reaps it. A helper that crashed or wrote no
 // report yields {"error": ...}.
 Json collect(Helper& helper);

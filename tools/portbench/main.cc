@@ -354,6 +354,7 @@ bool spawn_daemon(const std::string& binary, const std::vector<std::string>& ext
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) ::dup2(fd, 2);
     ::setpgid(0, 0);  // a terminal's ^C goes to portbench, which stops it
+    apply_pin();
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -473,6 +474,7 @@ int main(int argc, char** argv) {
   bool list = false;
   Plan plan;
   size_t rounds = 0;
+  int cpu = -1;
   app.add_option("--socket", socket,
                  "The daemon's socket (default: $PORTD_SOCKET, then $XDG_RUNTIME_DIR/portd.sock, "
                  "then /run/portd/portd.sock)");
@@ -486,6 +488,9 @@ int main(int argc, char** argv) {
   app.add_flag("--smoke", smoke, "Every scenario at tiny sizes: checks that all run, not how fast");
   app.add_option("--only", only, "Run only the scenarios whose name matches this regex");
   app.add_flag("--list", list, "List the scenarios and exit");
+  app.add_option("--cpu", cpu,
+                 "Run every role (and a spawned daemon) on this CPU only: no cross-core wake-ups, "
+                 "the same placement for portd and its baselines");
   app.add_option("--rounds", rounds, "Alternations of portd and its baselines per scenario");
   app.add_option("--rpc-iterations", plan.rpc_iters, "Round trips per RPC series");
   app.add_option("--messages", plan.oneway_total, "Messages per throughput series");
@@ -502,6 +507,7 @@ int main(int argc, char** argv) {
     plan = s;
   }
   if (rounds > 0) plan.rounds = rounds;
+  set_pin_cpu(cpu);
   plan.batch = std::max<size_t>(1, plan.batch);
 
   // name -> how to run it
@@ -582,7 +588,8 @@ int main(int argc, char** argv) {
                {{"socket", socket},
                 {"spawned", spawn},
                 {"pid", info["pid"]},
-                {"protocol_version", info["version"]}}}};
+                {"protocol_version", info["version"]}}},
+              {"cpu", cpu}};
   report["scenarios"] = Json::array();
   int failed = 0;
   for (const auto& [name, run] : scenarios) {
