@@ -188,6 +188,7 @@ class SmokeReport {
     const Json& s = scenario("isolation");
     const size_t n = s["params"]["iterations"];
     expect_samples(series(s, "portd_quiet"), n, n * 64);
+    expect_samples(series(s, "portd_cpu_loaded"), n, n * 64);
     expect_samples(series(s, "portd_flooded"), n, n * 64);
     expect_ratios(s);
     EXPECT_GT(s["flooder"]["operations"].get<uint64_t>(), 0u);

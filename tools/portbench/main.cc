@@ -289,21 +289,27 @@ Json isolation_scenario(const std::string& socket, const Plan& plan) {
   Json r = runs::isolation(socket, plan.isolation_iters, plan.flood_ports);
   Json j{{"name", "isolation"},
          {"kind", "isolation"},
-         {"title", "64 B RPC round trip, quiet vs beside a flooding client"},
+         {"title",
+          "64 B RPC round trip: quiet, beside two CPU-burning threads, beside a "
+          "flooding client"},
          {"params", {{"iterations", plan.isolation_iters}, {"flood_ports", plan.flood_ports}}}};
   if (r.contains("error")) {
     j["error"] = r["error"];
     j["series"] = Json::array();
     return j;
   }
-  Pool quiet, flooded;
+  Pool quiet, loaded, flooded;
   quiet.add(r["quiet"], "us");
+  loaded.add(r["cpu_loaded"], "us");
   flooded.add(r["flooded"], "us");
-  Summary q, f;
-  j["series"] = Json::array(
-      {quiet.series("portd_quiet", "us", &q), flooded.series("portd_flooded", "us", &f)});
+  Summary q, l, f;
+  j["series"] = Json::array({quiet.series("portd_quiet", "us", &q),
+                             loaded.series("portd_cpu_loaded", "us", &l),
+                             flooded.series("portd_flooded", "us", &f)});
   j["flooder"] = r["flooder"];
-  j["ratios"] = {{"portd_flooded/portd_quiet", ratio(f.median, q.median)}};
+  j["ratios"] = {{"portd_flooded/portd_quiet", ratio(f.median, q.median)},
+                 {"portd_cpu_loaded/portd_quiet", ratio(l.median, q.median)},
+                 {"portd_flooded/portd_cpu_loaded", ratio(f.median, l.median)}};
   j["target"] = target("median ratio, flooded to quiet", ratio(f.median, q.median), "<=", 2.0);
   return j;
 }

@@ -462,20 +462,46 @@ Json flood(const std::string& socket, size_t flood_ports) {
 
 }  // namespace
 
+// The control: two threads that only burn CPU, as the flooder's two do,
+// and never talk to the daemon. What they cost the round trip is the
+// machine's share, not the daemon's.
+Json burn() {
+  shared().ready.fetch_add(1);
+  std::atomic<uint64_t> spins{0};
+  const auto loop = [&] {
+    uint64_t n = 0;
+    while (shared().stop.load(std::memory_order_relaxed) == 0) ++n;
+    spins.fetch_add(n);
+  };
+  std::thread second(loop);
+  loop();
+  second.join();
+  return Json{{"spins", spins.load()}};
+}
+
 Json isolation(const std::string& socket, size_t iters, size_t flood_ports) {
   reset_shared();
   Json quiet = rpc(socket, 64, iters);
   if (quiet.contains("error")) return quiet;
+
+  Helper burner = spawn_helper([] { return burn(); });
+  while (shared().ready.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Json loaded = rpc(socket, 64, iters);
+  shared().stop.store(1);
+  collect(burner);
+  if (loaded.contains("error")) return loaded;
+  reset_shared();
+
   Helper flooder = spawn_helper([&] { return flood(socket, flood_ports); });
   const uint64_t deadline = now_ns() + 120ull * 1000000000ull;
   while (shared().ready.load() == 0 && now_ns() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  Json loaded = shared().ready.load() != 0 ? rpc(socket, 64, iters)
-                                           : Json{{"error", "the flooder did not start"}};
+  Json flooded = shared().ready.load() != 0 ? rpc(socket, 64, iters)
+                                            : Json{{"error", "the flooder did not start"}};
   shared().stop.store(1);
   Json f = collect(flooder);
-  Json result{{"quiet", quiet}, {"flooded", loaded}, {"flooder", f}};
-  if (loaded.contains("error")) result["error"] = loaded["error"];
+  Json result{{"quiet", quiet}, {"cpu_loaded", loaded}, {"flooded", flooded}, {"flooder", f}};
+  if (flooded.contains("error")) result["error"] = flooded["error"];
   if (f.contains("error") && !result.contains("error")) result["error"] = f["error"];
   return result;
 }

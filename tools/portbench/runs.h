@@ -35,8 +35,10 @@ Json ool(const std::string& socket, const std::string& mode, size_t size, size_t
 // port and per task from its VmRSS.
 Json scale(const std::string& socket, size_t small_ports, size_t ports, size_t tasks, size_t ops);
 
-// Isolation: rpc() round trips of 64 bytes without and then with a flooding
-// client (many ports with full queues, 1 MiB frames, refused sends).
+// Isolation: rpc() round trips of 64 bytes quiet, then beside a process
+// whose two threads only burn CPU (the control: what the machine's sharing
+// costs), then beside a flooding client (many ports with full queues, two
+// threads sending 1 MiB frames and refused sends).
 Json isolation(const std::string& socket, size_t iters, size_t flood_ports);
 
 }  // namespace portbench::runs
