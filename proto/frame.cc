@@ -91,8 +91,9 @@ void FrameReader::release_frame() {
   if (begin_ == end_) begin_ = end_ = 0;
 }
 
-long FrameReader::read_from(int fd) {
+long FrameReader::read_from(int fd, bool wait) {
   release_frame();
+  drained_ = false;
   if (!reserve(end_ - begin_ + kReadChunk)) {
     error_ = "frame buffer limit reached";
     return -EPROTO;
@@ -109,7 +110,7 @@ long FrameReader::read_from(int fd) {
 
   ssize_t n;
   do {
-    n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
   } while (n < 0 && errno == EINTR);
   if (n < 0) return -errno;
 
@@ -138,6 +139,7 @@ long FrameReader::read_from(int fd) {
     return -EPROTO;
   }
   end_ += static_cast<size_t>(n);
+  drained_ = static_cast<size_t>(n) < room && msg.msg_controllen == 0;
   return n;
 }
 
@@ -277,6 +279,28 @@ int FrameWriter::write_to(int fd) {
   sent_ = 0;
   if (out_.capacity() > (1u << 20)) out_.shrink_to_fit();
   return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Scratch
+
+Scratch::Scratch(size_t words) : words_(new capnp::word[words]()), size_(words) {}
+
+ScratchBuilder::ScratchBuilder(Scratch& scratch, size_t words) {
+  if (!scratch.busy_ && words <= scratch.size_) {
+    scratch.busy_ = true;
+    held_ = &scratch;
+    builder_.emplace(kj::ArrayPtr<capnp::word>(scratch.words_.get(), scratch.size_));
+  } else if (words != 0) {
+    builder_.emplace(static_cast<unsigned>(words));
+  } else {
+    builder_.emplace();
+  }
+}
+
+ScratchBuilder::~ScratchBuilder() {
+  builder_.reset();  // zeroes what it used of the scratch
+  if (held_ != nullptr) held_->busy_ = false;
 }
 
 std::vector<char> encode_frame(capnp::MessageBuilder& message) {

@@ -23,23 +23,4 @@ std::string_view limit_name(Limit l) noexcept {
   return "unknown";
 }
 
-uint64_t* Quota::find(Limit l) {
-  switch (l) {
-    case Limit::kNames: return &names;
-    case Limit::kPorts: return &ports;
-    case Limit::kPortSets: return &port_sets;
-    case Limit::kQueuedMessages: return &queued_messages;
-    case Limit::kQueuedBytes: return &queued_bytes;
-    case Limit::kOolBytes: return &ool_bytes;
-    case Limit::kFdsInFlight: return &fds_in_flight;
-    case Limit::kSendOnceRights: return &send_once_rights;
-    case Limit::kNotifyRequests: return &notify_requests;
-    case Limit::kBootstrapNames: return &bootstrap_names;
-    case Limit::kParkedRequests: return &parked_requests;
-    default: return nullptr;  // per-message limits are not quotas
-  }
-}
-
-const uint64_t* Quota::find(Limit l) const { return const_cast<Quota&>(*this).find(l); }
-
 }  // namespace portd::ipc

@@ -206,6 +206,11 @@ struct Port {
 
   IntrusiveList<Message, &Message::port_link> queue;
   uint32_t counted = 0;  // messages in queue that count against qlimit
+  // Set when a rendezvous message (Message::rendezvous) joins the queue,
+  // cleared when admit() finds none left: admit() walks the queue for them
+  // only while this is set, so a full queue of ordinary messages costs a
+  // receive O(1), not O(qlimit).
+  bool rendezvous_queued = false;
   IntrusiveList<Waiter, &Waiter::link> receivers;
   IntrusiveList<PendingSend, &PendingSend::link> senders;
 

@@ -256,6 +256,7 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
 void CoreImpl::queue_pending(Port* port, PendingSend* ps, Effects& fx) {
   if (port->qlimit == 0) {
     ps->msg->rendezvous = ps;
+    port->rendezvous_queued = true;
     if (has_receiver(port)) {
       deliver(port, ps->msg, fx);
     } else {
@@ -276,8 +277,13 @@ void CoreImpl::admit(Port* port, Effects& fx) {
     return;
   }
   // Rendezvous messages left from when the limit was 0 go first.
-  for (Message* m = port->queue.front(); m != nullptr && port->counted < port->qlimit;) {
+  bool rendezvous_left = false;
+  for (Message* m = port->rendezvous_queued ? port->queue.front() : nullptr; m != nullptr;) {
     Message* next = port->queue.next(m);
+    if (port->counted >= port->qlimit) {
+      rendezvous_left = true;  // not all looked at: keep looking next time
+      break;
+    }
     if (PendingSend* ps = m->rendezvous) {
       m->rendezvous = nullptr;
       if (!m->exempt) {
@@ -291,6 +297,7 @@ void CoreImpl::admit(Port* port, Effects& fx) {
     }
     m = next;
   }
+  port->rendezvous_queued = rendezvous_left;
   while (port->counted < port->qlimit && !port->senders.empty()) {
     PendingSend* ps = port->senders.pop_front();
     Message* m = ps->msg;

@@ -72,6 +72,7 @@ void Connection::wait_readable() {
 
 void Connection::read_some() {
   if (closed_ || paused_ || closing_) return;
+  Server::ReadBatch batch(server_);  // replies flushed when this returns
   size_t budget = server_.options().read_budget;
   for (;;) {
     const long n = reader_.read_from(socket_.native_handle());
@@ -94,6 +95,12 @@ void Connection::read_some() {
     }
     if (!process_frames()) return;
     if (paused_ || closing_) return;  // resumed by flush()
+    if (reader_.drained()) {
+      // The socket had no more than this: another recvmsg would only say
+      // EAGAIN. New bytes make the socket readable again.
+      wait_readable();
+      return;
+    }
     if (static_cast<size_t>(n) >= budget) {
       schedule_read();
       return;

@@ -222,17 +222,17 @@ void Driver::do_look_up(ipc::TaskId task, uint64_t id, const req::BootstrapLookU
   if (s == Status::kRcvInProgress) {
     park(token, task, id, ParkedKind::kLookUp, r.timeout_ms);
   } else {
-    capnp::MallocMessageBuilder message;
-    auto reply = message.initRoot<wire::Reply>();
+    proto::ScratchBuilder message(scratch_);
+    auto reply = message->initRoot<wire::Reply>();
     encode_reply_header(reply, id, s, limit);
     if (ok(s)) set_name(reply, name);
-    sink_.post_reply(task, message, {});
+    sink_.post_reply(task, *message, {});
   }
 }
 
 void Driver::do_simple(ipc::TaskId task, uint64_t id, RequestBody& body) {
-  capnp::MallocMessageBuilder message;
-  auto reply = message.initRoot<wire::Reply>();
+  proto::ScratchBuilder message(scratch_);
+  auto reply = message->initRoot<wire::Reply>();
   ipc::Effects fx;
   Status s = Status::kSuccess;
 
@@ -313,7 +313,7 @@ void Driver::do_simple(ipc::TaskId task, uint64_t id, RequestBody& body) {
     sink_.post_reply(task, error, {});
   } else {
     encode_reply_header(reply, id, s);
-    sink_.post_reply(task, message, {});
+    sink_.post_reply(task, *message, {});
   }
   absorb(fx);
 }
@@ -403,11 +403,11 @@ void Driver::complete(ipc::Completion& c) {
       }
       break;
     case ParkedKind::kLookUp: {
-      capnp::MallocMessageBuilder message;
-      auto reply = message.initRoot<wire::Reply>();
+      proto::ScratchBuilder message(scratch_);
+      auto reply = message->initRoot<wire::Reply>();
       encode_reply_header(reply, p.request_id, c.status, c.limit);
       if (ok(c.status)) set_name(reply, c.name);
-      sink_.post_reply(p.task, message, {});
+      sink_.post_reply(p.task, *message, {});
       break;
     }
   }
@@ -422,11 +422,11 @@ ipc::Limit Driver::refused_limit(Status status) const {
 
 void Driver::reply_status(ipc::TaskId task, uint64_t id, Status status, ipc::Limit limit,
                           uint32_t needed_size) {
-  capnp::MallocMessageBuilder message;
-  auto reply = message.initRoot<wire::Reply>();
+  proto::ScratchBuilder message(scratch_);
+  auto reply = message->initRoot<wire::Reply>();
   encode_reply_header(reply, id, status, limit);
   if (needed_size != 0) reply.setNeededSize(needed_size);
-  sink_.post_reply(task, message, {});
+  sink_.post_reply(task, *message, {});
 }
 
 bool Driver::carries_message(Status status) {
@@ -456,12 +456,12 @@ void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, 
     reply_status(task, id, Status::kRcvBodyError);
     return;
   }
-  capnp::MallocMessageBuilder message;
-  auto reply = message.initRoot<wire::Reply>();
+  proto::ScratchBuilder message(scratch_);
+  auto reply = message->initRoot<wire::Reply>();
   encode_reply_header(reply, id, status);
   reply.setFdCount(static_cast<uint16_t>(fds.size()));
   encode_message(out, reply.initMessage());
-  sink_.post_reply(task, message, std::move(fds));
+  sink_.post_reply(task, *message, std::move(fds));
 }
 
 }  // namespace portd::server

@@ -32,6 +32,7 @@
 #include "daemon/ipc/core.h"
 #include "daemon/server/attachments.h"
 #include "daemon/server/codec.h"
+#include "portd/proto/frame.h"
 #include "portd/proto/unique_fd.h"
 
 namespace portd::server {
@@ -128,6 +129,8 @@ class Driver {
   ipc::Core& core_;
   ReplySink& sink_;
   Attachments attachments_;
+  // The first segment of every reply built here (no allocation per reply).
+  proto::Scratch scratch_;
   ipc::WaitToken next_token_ = 1;
   std::unordered_map<ipc::WaitToken, Parked> parked_;
   std::unordered_map<ipc::TaskId, TaskState> tasks_;

@@ -198,7 +198,7 @@ void Server::mark_dirty(const std::shared_ptr<Connection>& connection) {
   if (connection->dirty_) return;
   connection->dirty_ = true;
   dirty_.push_back(connection);
-  if (flush_posted_) return;
+  if (flush_posted_ || batch_depth_ > 0) return;
   flush_posted_ = true;
   std::weak_ptr<bool> alive = alive_;
   asio::post(io_, [this, alive] {
@@ -209,12 +209,12 @@ void Server::mark_dirty(const std::shared_ptr<Connection>& connection) {
 
 void Server::flush_dirty() {
   flush_posted_ = false;
-  std::vector<std::shared_ptr<Connection>> batch;
-  batch.swap(dirty_);
-  for (auto& c : batch) {
+  flushing_.swap(dirty_);  // dirty_ takes flushing_'s empty vector
+  for (auto& c : flushing_) {
     c->dirty_ = false;
     c->flush();
   }
+  flushing_.clear();
 }
 
 }  // namespace portd::server

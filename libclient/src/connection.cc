@@ -128,6 +128,11 @@ Status Connection::call(capnp::MessageBuilder& request, std::vector<proto::Uniqu
   if (on_written) on_written(id);
 
   std::unique_lock<std::mutex> lock(mu_);
+  wait_for(lock, me);
+  return me.status;
+}
+
+void Connection::wait_for(std::unique_lock<std::mutex>& lock, Waiter& me) {
   while (!me.done) {
     if (!leader_) {
       leader_ = true;
@@ -138,7 +143,55 @@ Status Connection::call(capnp::MessageBuilder& request, std::vector<proto::Uniqu
     me.cv.wait(lock);
     me.sleeping = false;
   }
-  return me.status;
+}
+
+void Connection::call_batch(std::span<capnp::MessageBuilder* const> requests,
+                            std::span<std::vector<proto::UniqueFd>> fds,
+                            std::span<ReplyData> replies, std::span<Status> transport) {
+  const size_t n = requests.size();
+  if (!owned_by_this_process()) {
+    for (size_t i = 0; i < n; ++i) transport[i] = Status::kInvalidTask;
+    return;
+  }
+  std::unique_ptr<Waiter[]> waiters(new Waiter[n]);
+  std::vector<bool> sent(n, false);
+  std::vector<uint64_t> ids(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i] = next_id_.fetch_add(1, std::memory_order_relaxed);
+    requests[i]->getRoot<wire::Request>().setId(ids[i]);
+    if (frame_too_large(*requests[i])) {
+      transport[i] = Status::kSendTooLarge;
+      continue;
+    }
+    waiters[i].reply = &replies[i];
+    sent[i] = true;
+  }
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (dead_.load()) {
+      for (size_t i = 0; i < n; ++i)
+        if (sent[i]) transport[i] = Status::kInvalidTask;
+      return;
+    }
+    for (size_t i = 0; i < n; ++i)
+      if (sent[i]) waiters_.emplace(ids[i], &waiters[i]);
+  }
+  {
+    // One write for the whole batch; a failure fails the connection, which
+    // completes every waiter.
+    std::lock_guard<std::mutex> guard(write_mu_);
+    if (!dead_.load()) {
+      for (size_t i = 0; i < n; ++i)
+        if (sent[i]) writer_.append(*requests[i], std::move(fds[i]));
+      flush_locked();
+    }
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  for (size_t i = 0; i < n; ++i) {
+    if (!sent[i]) continue;
+    wait_for(lock, waiters[i]);
+    transport[i] = waiters[i].status;
+  }
 }
 
 void Connection::post(capnp::MessageBuilder& request) noexcept {
@@ -161,6 +214,10 @@ Status Connection::write_frame(capnp::MessageBuilder& request, std::vector<proto
   std::lock_guard<std::mutex> guard(write_mu_);
   if (dead_.load()) return Status::kInvalidTask;
   writer_.append(request, std::move(fds));
+  return flush_locked();
+}
+
+Status Connection::flush_locked() {
   for (;;) {
     const int r = writer_.write_to(fd_.get());
     if (r == 0) return Status::kSuccess;
@@ -200,13 +257,10 @@ void Connection::lead(std::unique_lock<std::mutex>& lock, Waiter& me) {
       std::lock_guard<std::mutex> guard(mu_);
       if (me.done) break;
     }
-    pollfd p{fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      fail("poll failed: " + errno_text(errno));
-      break;
-    }
-    if (!read_once()) break;
+    // The socket is blocking: the leader sleeps in recvmsg itself (one
+    // system call per wake-up, no poll first); fail() shuts the socket
+    // down, which wakes it.
+    if (!read_once(/*wait=*/true)) break;
   }
   lock.lock();
   stop_leading(lock);
@@ -223,8 +277,8 @@ void Connection::stop_leading(std::unique_lock<std::mutex>& lock) {
   }
 }
 
-bool Connection::read_once() {
-  const long n = reader_.read_from(fd_.get());
+bool Connection::read_once(bool wait) {
+  const long n = reader_.read_from(fd_.get(), wait);
   if (n > 0 || n == -EAGAIN) return true;
   if (n == 0) {
     fail("the daemon closed the connection");

@@ -19,7 +19,8 @@
 //
 // A thread blocked in receive (its request parked in the daemon) may be the
 // leader for a long time; that is fine, since it reads every frame as it
-// arrives. Writes never wait for the leader: they take write_mu_, append to
+// arrives (sleeping in a blocking recvmsg, so a wake-up costs one system
+// call and no thread hop). Writes never wait for the leader: they take write_mu_, append to
 // the FrameWriter and flush it from the writing thread, polling for POLLOUT
 // when the socket is full. While it waits for POLLOUT, a writer with no
 // leader around reads what has arrived too, so a daemon that stops reading
@@ -43,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,6 +77,15 @@ class Connection {
   Status call(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds, ReplyData* reply,
               const OnWritten& on_written = {});
 
+  // Pipelined calls: writes every request (ids set here, frames appended in
+  // order and written together), then waits for every reply. transport[i]
+  // is what call() would have returned for request i, replies[i] its reply.
+  // A request too large for the frame limit is not sent (kSendTooLarge);
+  // the others are. `fds[i]` travel with request i.
+  void call_batch(std::span<capnp::MessageBuilder* const> requests,
+                  std::span<std::vector<proto::UniqueFd>> fds, std::span<ReplyData> replies,
+                  std::span<Status> transport);
+
   // Sends `request` and does not wait: its reply will be discarded.
   void post(capnp::MessageBuilder& request) noexcept;
 
@@ -106,6 +117,10 @@ class Connection {
   };
 
   Status write_frame(capnp::MessageBuilder& request, std::vector<proto::UniqueFd> fds);
+  // Writes what the writer holds (write_mu_ held).
+  Status flush_locked();
+  // Waits until `me` is done, leading when nobody does. `lock` holds mu_.
+  void wait_for(std::unique_lock<std::mutex>& lock, Waiter& me);
   // Waits until the socket takes more bytes; reads too if nobody leads.
   void wait_writable();
   // Called with `lock` held and leader_ just set by this thread; returns with
@@ -114,9 +129,9 @@ class Connection {
   // Hands out every complete frame in the reader's buffer. False if the
   // stream cannot go on (the connection has been failed).
   bool drain();
-  // Reads once from the socket (after poll said so). False if the
-  // connection has been failed.
-  bool read_once();
+  // Reads once from the socket: after poll said so, or with `wait`, sleeping
+  // until something arrives. False if the connection has been failed.
+  bool read_once(bool wait = false);
   void handle_frame();
   // Gives leadership up and wakes a sleeping waiter to take it. `lock` held.
   void stop_leading(std::unique_lock<std::mutex>& lock);

@@ -617,3 +617,101 @@ TEST(FrameTest, NestingLimitStopsDeepAndCyclicPointers) {
 
 }  // namespace
 }  // namespace portd::proto
+
+namespace portd::proto {
+namespace {
+
+// drained(): a read that took less than it had room for and no fds emptied
+// the socket; one that brought fds, or filled the room, says nothing.
+TEST(FrameDrainedTest, ShortReadWithoutFdsDrainsTheSocket) {
+  SocketPair sp;
+  const auto frame = hello_frame(1, "drained");
+  ASSERT_EQ(::write(sp.a.get(), frame.data(), frame.size()), static_cast<ssize_t>(frame.size()));
+  FrameReader reader;
+  EXPECT_FALSE(reader.drained());
+  ASSERT_EQ(reader.read_from(sp.b.get()), static_cast<long>(frame.size()));
+  EXPECT_TRUE(reader.drained());
+  EXPECT_EQ(reader.read_from(sp.b.get()), -EAGAIN);  // what drained() spares
+  EXPECT_FALSE(reader.drained());
+}
+
+TEST(FrameDrainedTest, AReadThatBroughtFdsIsNotDrained) {
+  SocketPair sp;
+  FrameWriter writer;
+  // Two writes: the first carries an fd, so a recvmsg stops after it.
+  for (uint16_t fds : {uint16_t{1}, uint16_t{0}}) {
+    capnp::MallocMessageBuilder message;
+    auto request = message.initRoot<wire::Request>();
+    request.setId(fds + 1u);
+    request.setFdCount(fds);
+    request.initHello().setCommand("fd");
+    std::vector<UniqueFd> out;
+    if (fds != 0) out.push_back(memfd_with("x"));
+    writer.append(message, std::move(out));
+    ASSERT_EQ(writer.write_to(sp.a.get()), 0);
+  }
+  FrameReader reader;
+  ASSERT_GT(reader.read_from(sp.b.get()), 0);
+  EXPECT_EQ(reader.pending_fds(), 1u);
+  EXPECT_FALSE(reader.drained());
+}
+
+TEST(FrameDrainedTest, AReadThatFilledItsRoomIsNotDrained) {
+  SocketPair sp;
+  // More than one read's room (64 KiB) waits in the socket.
+  std::vector<char> all;
+  for (int i = 1; all.size() < 100 * 1024; ++i) {
+    auto f = hello_frame(i, std::string(1000, 'z'));
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  size_t written = 0;
+  while (written < all.size()) {
+    const ssize_t n = ::write(sp.a.get(), all.data() + written, all.size() - written);
+    ASSERT_GT(n, 0);
+    written += static_cast<size_t>(n);
+  }
+  FrameReader reader;
+  const long first = reader.read_from(sp.b.get());
+  ASSERT_GT(first, 0);
+  ASSERT_LT(static_cast<size_t>(first), all.size());
+  EXPECT_FALSE(reader.drained());
+}
+
+// Scratch: message after message built on one first segment, each encoded
+// exactly as on a fresh builder (capnp zeroes what a builder used when it
+// goes), and a second builder while one holds the scratch gets its own.
+TEST(ScratchTest, ReusedFirstSegmentEncodesLikeAFreshOne) {
+  Scratch scratch(64);
+  for (int i = 0; i < 3; ++i) {
+    const std::string command = i == 1 ? std::string(200, 'l') : "s" + std::to_string(i);
+    std::vector<char> fresh = hello_frame(static_cast<uint64_t>(i), command);
+    ScratchBuilder builder(scratch);
+    auto request = builder->initRoot<wire::Request>();
+    request.setId(static_cast<uint64_t>(i));
+    auto hello = request.initHello();
+    hello.setVersion(1);
+    hello.setCommand(command);
+    // The 200-byte command does not fit 64 words with the rest: a second
+    // segment; the frame still decodes to the same request.
+    FrameReader reader;
+    const auto bytes = encode_frame(*builder);
+    ASSERT_TRUE(reader.feed(bytes.data(), bytes.size()));
+    ASSERT_EQ(reader.next(), FrameReader::Next::kFrame);
+    expect_hello(reader, static_cast<uint64_t>(i), command);
+    if (i != 1) EXPECT_EQ(bytes, fresh);
+  }
+}
+
+TEST(ScratchTest, ASecondBuilderWhileOneHoldsTheScratchGetsItsOwnSegment) {
+  Scratch scratch(256);
+  ScratchBuilder first(scratch);
+  first->initRoot<wire::Request>().setId(1);
+  ScratchBuilder second(scratch);
+  second->initRoot<wire::Request>().setId(2);
+  EXPECT_EQ(first->getRoot<wire::Request>().getId(), 1u);
+  EXPECT_EQ(second->getRoot<wire::Request>().getId(), 2u);
+  EXPECT_NE(first->getSegmentsForOutput()[0].begin(), second->getSegmentsForOutput()[0].begin());
+}
+
+}  // namespace
+}  // namespace portd::proto

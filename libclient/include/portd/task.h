@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -156,6 +157,29 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   // is empty, receive_options.cancel) gives the call up in either phase.
   Result<ReceivedMessage> send_receive(OutgoingMessage& message, const SendOptions& send_options,
                                        Name receive_name, const ReceiveOptions& receive_options);
+
+  // ---- raw layer: pipelined messaging -------------------------------------
+  // Sends each message as send() would, in order, but pipelined: every
+  // request is written (in one write when they fit) before any answer is
+  // awaited, so n messages cost one round trip instead of n. Returns one
+  // status per message; each message is consumed iff its own send
+  // succeeded. A message refused before sending (its problem(), a region
+  // that cannot be made) is skipped and the others still go. With
+  // options.cancel set, the messages are sent one by one.
+  std::vector<Status> send_batch(std::span<OutgoingMessage> messages,
+                                 const SendOptions& options = {});
+  // Up to `max` messages from a receive right or port set: the first is
+  // waited for as `options` say, the others are taken only if they are
+  // queued already (their requests carry a timeout of 0), all in one round
+  // trip. Messages come in the order they were received. Fails as receive()
+  // does when the first receive fails (MACH_RCV_TOO_LARGE comes without the
+  // needed size here: receive() gives it). A message delivered with
+  // MACH_RCV_HEADER_ERROR or MACH_RCV_BODY_ERROR is in the batch, and the
+  // result carries that status. The later receives never destroy a message
+  // too large for options.max_size: it stays queued. With options.cancel
+  // set, or max <= 1, it is one receive().
+  Result<std::vector<ReceivedMessage>> receive_batch(Name name, size_t max,
+                                                     const ReceiveOptions& options = {});
 
   // ---- raw layer: bootstrap -----------------------------------------------
   // The daemon makes a port for `service` and hands back its receive right.

@@ -58,8 +58,11 @@ class FrameReader {
   // Reads what `fd` has into the buffer (one recvmsg). Returns the number of
   // bytes read, 0 at end of stream, or -errno (-EAGAIN when a non-blocking
   // socket has nothing). A truncated control message, or more fds than the
-  // limit allows, returns -EPROTO and sets error().
-  long read_from(int fd);
+  // limit allows, returns -EPROTO and sets error(). With `wait`, a
+  // blocking socket is read without MSG_DONTWAIT: the call sleeps until
+  // bytes arrive, which saves a poll() per read to a client that has nothing
+  // else to do.
+  long read_from(int fd, bool wait = false);
 
   // Feeds bytes directly (tests, fuzzing). Returns false if they do not fit
   // in the frame limit.
@@ -80,6 +83,13 @@ class FrameReader {
   // nothing) if fewer than n have arrived or n is over the per-frame limit.
   bool take_fds(size_t n, std::vector<UniqueFd>* out);
 
+  // True if the last read_from() emptied the socket as far as a stream
+  // socket can tell: it returned fewer bytes than there was room for and no
+  // fds (a recvmsg stops early at a write that carries fds, never
+  // otherwise). A caller may then wait for readability without reading
+  // again first.
+  bool drained() const { return drained_; }
+
   size_t pending_fds() const { return fds_.size(); }
   size_t buffered_bytes() const { return end_ - begin_; }
   const std::string& error() const { return error_; }
@@ -95,6 +105,7 @@ class FrameReader {
   size_t begin_ = 0;     // first unconsumed byte; always a multiple of 8
   size_t end_ = 0;       // one past the last byte read
   size_t frame_bytes_ = 0;
+  bool drained_ = false;
   std::deque<UniqueFd> fds_;
   kj::ArrayPtr<const capnp::word> segments_[kSegmentCeiling];
   std::optional<capnp::SegmentArrayMessageReader> reader_;
@@ -137,6 +148,44 @@ class FrameWriter {
   size_t sent_ = 0;
   size_t pending_fds_ = 0;
   std::deque<FdBatch> batches_;
+};
+
+// A reusable first segment for message builders. It is zeroed once, and a
+// builder made on it (ScratchBuilder) writes zeros back over what it used
+// when it goes (capnp's contract for a caller-supplied first segment), so a
+// small message costs neither an allocation nor the clearing of a fresh
+// segment (capnp's default first segment is 8 KiB, calloc'ed per message).
+// Larger messages go on in heap segments as usual. One builder at a time: a
+// ScratchBuilder made while another holds the scratch gets a heap segment.
+// Not synchronized: one thread (or one thread_local Scratch per thread).
+class Scratch {
+ public:
+  explicit Scratch(size_t words = 1024);
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+ private:
+  friend class ScratchBuilder;
+  std::unique_ptr<capnp::word[]> words_;
+  size_t size_;
+  bool busy_ = false;
+};
+
+class ScratchBuilder {
+ public:
+  // On the scratch if it is free and holds `words` words; else on a heap
+  // first segment of `words` words (capnp's default size if 0).
+  explicit ScratchBuilder(Scratch& scratch, size_t words = 0);
+  ~ScratchBuilder();
+  ScratchBuilder(const ScratchBuilder&) = delete;
+  ScratchBuilder& operator=(const ScratchBuilder&) = delete;
+
+  capnp::MallocMessageBuilder& operator*() { return *builder_; }
+  capnp::MallocMessageBuilder* operator->() { return &*builder_; }
+
+ private:
+  Scratch* held_ = nullptr;  // the scratch this builder uses, if any
+  std::optional<capnp::MallocMessageBuilder> builder_;
 };
 
 // Serializes `message` in stream framing into a fresh byte vector (tests and
