@@ -747,6 +747,11 @@ TEST(ProtocolFuzz, HostileClientsLeaveNoTraceAndDisturbNoOne) {
   Hostile hostile(daemon, seed, echo.port_name(), good.reply_port_name(), good.service_name());
   for (uint64_t i = 0; i < connections && !::testing::Test::HasFatalFailure(); ++i) hostile.one();
   hostile.close_all();
+  // Every hostile connection is gone before the next phase counts fds.
+  const Counts after_hostile = settle(daemon, probe, baseline);
+  EXPECT_EQ(after_hostile, baseline)
+      << "baseline: " << baseline.str() << "\nafter:    " << after_hostile.str() << "\n(seed "
+      << seed << ")";
 
   // MSG_CTRUNC: with the daemon's fd numbers capped two above its lowest
   // free one, the kernel cannot install the eight fds a frame brings; the
