@@ -36,9 +36,11 @@
 //   its slot). The fds a send declares are made to fit its descriptors
 //   (sealed memfds, pipes for release signals) unless bit k of the id's top
 //   byte asks for fd k to be of the wrong kind. Checked after every frame:
-//   the core's invariants (CoreImpl::check_invariants), every reply
+//   the core's invariants (CoreImpl::check_invariants); every reply
 //   well-formed, for a live task, with the fds it declares and answering a
-//   request that task made. After the input every task disconnects, and the
+//   request that task made; and "consumed if and only if it succeeded": a
+//   request answered at once with an error left its task's name space (and
+//   the ports it receives on) exactly as it was. After the input every task disconnects, and the
 //   core must be empty (no task, port, port set, message, name, parked
 //   request, account), the driver must hold no attachment, timer or parked
 //   request, and no fd may be left open.

@@ -127,6 +127,47 @@ UniqueFd pipe_end(bool write_end) {
   return write_end ? std::move(w) : std::move(r);
 }
 
+// One entry of a name space, as the task would see it (a right to a dead
+// port is a dead name), with what a failed operation must not change about
+// a port it receives on either.
+struct EntryView {
+  uint32_t index = 0, gen = 0, bits = 0, urefs = 0;
+  ipc::PortId port = 0;
+  uint64_t pset = 0;
+  bool dn_request = false;
+  // Receive rights: the port's state.
+  uint32_t qlimit = 0, mscount = 0, queued = 0;
+  uint64_t member_of = 0, seqno = 0;
+  bool ns_request = false, pd_request = false;
+
+  bool operator==(const EntryView&) const = default;
+};
+
+std::string describe_view(const std::vector<EntryView>& v) {
+  std::string out;
+  for (const auto& e : v) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "  [%u gen %u] bits %#x urefs %u port %llu set %llu%s | qlimit %u mscount %u "
+                  "queued %u member of %llu seqno %llu%s%s\n",
+                  e.index, e.gen, e.bits, e.urefs, static_cast<unsigned long long>(e.port),
+                  static_cast<unsigned long long>(e.pset), e.dn_request ? " dn-request" : "",
+                  e.qlimit, e.mscount, e.queued, static_cast<unsigned long long>(e.member_of),
+                  static_cast<unsigned long long>(e.seqno), e.ns_request ? " ns-request" : "",
+                  e.pd_request ? " pd-request" : "");
+    out += line;
+  }
+  return out;
+}
+
+// Failures after which the caller's space may legitimately differ: a receive
+// that destroyed a message too large for its buffer (the rights in it were
+// released), and receives that delivered their message with some names
+// MACH_PORT_NULL.
+bool may_change_space(Status s) {
+  return s == Status::kRcvTooLarge || s == Status::kRcvHeaderError || s == Status::kRcvBodyError;
+}
+
 struct Slot {
   ipc::TaskId task = 0;
   bool live = false;
@@ -252,6 +293,7 @@ class Harness final : public server::ReplySink, public server::TaskDirectory {
     kj::Array<capnp::word> words = capnp::messageToFlatArray(reply);
     capnp::FlatArrayMessageReader back(words);
     back.getRoot<wire::Reply>().totalSize();
+    replied_.push_back({task, r.getId(), static_cast<Status>(r.getStatus())});
     last_status_ = static_cast<Status>(r.getStatus());
     last_name_ = r.which() == wire::Reply::NAME ? r.getName() : ipc::kNameNull;
     if (trace_)
@@ -383,7 +425,24 @@ class Harness final : public server::ReplySink, public server::TaskDirectory {
     if (!request.refused() && server::is_introspection(request.body)) {
       introspector_.handle(s.task, kCreds[slot], request.id, request.body);
     } else {
+      // Consumed if and only if it succeeded (DESIGN 1): a request that
+      // fails at once leaves its task's space exactly as it was. Compared
+      // before any timer or other handler runs.
+      const std::vector<EntryView> before = space_view(s.task);
+      const uint64_t id = request.id;
+      const char* kind = body_name(request.body);
+      replied_.clear();
       driver_.handle(s.task, std::move(request), std::move(fds));
+      for (const auto& r : replied_) {
+        if (r.task != s.task || r.id != id || ok(r.status) || may_change_space(r.status) ||
+            r.status == Status::kSendWillNotify)
+          continue;
+        const std::vector<EntryView> after = space_view(s.task);
+        if (after != before)
+          fail(std::string(kind) + " failed with " + std::string(status_name(r.status)) +
+               " but changed task " + std::to_string(s.task) + "'s space. Before:\n" +
+               describe_view(before) + "After:\n" + describe_view(after));
+      }
     }
     run_ready_handlers();
     check_core("after a request");
@@ -411,6 +470,43 @@ class Harness final : public server::ReplySink, public server::TaskDirectory {
     while (fds.size() < fd_count) fds.push_back(pipe_end(false));
     fds.resize(fd_count);
     return fds;
+  }
+
+  std::vector<EntryView> space_view(ipc::TaskId id) const {
+    std::vector<EntryView> out;
+    const ipc::Task* t = core_.impl().find_task(id);
+    if (t == nullptr) return out;
+    const auto& table = t->space.table;
+    for (uint32_t index = 1; index < table.size(); ++index) {
+      const ipc::Entry& e = table[index];
+      if (e.bits == 0) continue;
+      EntryView v;
+      v.index = index;
+      v.gen = e.gen;
+      v.bits = e.bits;
+      v.urefs = e.urefs;
+      v.pset = e.pset != nullptr ? e.pset->id : 0;
+      v.dn_request = e.request != nullptr;
+      if (e.port != nullptr && !e.port->active) {
+        // Converted lazily by the core: the same right to the task.
+        v.urefs = (e.bits & ipc::kTypeSend) != 0 ? e.urefs : 1;
+        v.bits = ipc::kTypeDeadName;
+      } else if (e.port != nullptr) {
+        v.port = e.port->id;
+        if ((e.bits & ipc::kTypeReceive) != 0) {
+          const ipc::Port& p = *e.port;
+          v.qlimit = p.qlimit;
+          v.mscount = p.mscount;
+          v.queued = static_cast<uint32_t>(p.queue.size());
+          v.member_of = p.pset != nullptr ? p.pset->id : 0;
+          v.seqno = p.seqno;
+          v.ns_request = p.ns_request.port != nullptr;
+          v.pd_request = p.pd_request.port != nullptr;
+        }
+      }
+      out.push_back(v);
+    }
+    return out;
   }
 
   void check_core(const char* when) {
@@ -445,6 +541,12 @@ class Harness final : public server::ReplySink, public server::TaskDirectory {
   // PORTD_FUZZ_TRACE=1: every request and reply on stderr (for reading
   // what an input does).
   const bool trace_ = std::getenv("PORTD_FUZZ_TRACE") != nullptr;
+  struct Replied {
+    ipc::TaskId task;
+    uint64_t id;
+    Status status;
+  };
+  std::vector<Replied> replied_;  // replies posted while one request is handled
   Status last_status_ = Status::kSuccess;
   ipc::Name last_name_ = ipc::kNameNull;
 };
