@@ -3,8 +3,8 @@
 // declarations (too many, too few, undeclared, of the wrong kind, a control
 // message the kernel must truncate), well-formed requests that are invalid
 // (names of other tasks, bad rights and dispositions), and clients that die
-// with rights in flight, while a well-behaved client keeps doing round trips
-// through an echo service in the same daemon.
+// with rights in flight or replies unread, while a well-behaved client keeps
+// doing round trips through an echo service in the same daemon.
 //
 // Afterwards the daemon must be alive, the well-behaved client must have seen
 // only correct replies, the daemon must have logged no error of its own, and
@@ -339,7 +339,7 @@ class Hostile {
   void one() {
     auto c = std::make_unique<RawClient>(daemon_.socket_path());
     ASSERT_TRUE(c->connected());
-    const int kind = pick(0, 9);
+    const int kind = pick(0, 10);
     switch (kind) {
       case 0: random_bytes(*c, false); break;
       case 1: random_bytes(*c, true); break;
@@ -351,6 +351,7 @@ class Hostile {
       case 7: rights_in_flight(*c); break;
       case 8: wrong_fd_kinds(*c); break;
       case 9: segments(*c); break;
+      case 10: flood(*c); break;
     }
     ++kinds_[kind];
     open_.push_back(std::move(c));
@@ -465,6 +466,39 @@ class Hostile {
     bytes += random_string(60);
     c.send_bytes(bytes.data(), bytes.size());
     EXPECT_TRUE(c.wait_closed()) << "a frame of " << count << "+1 segments was accepted" << where();
+  }
+
+  // Requests pipelined without ever reading a reply (parked receives among
+  // them), then the connection ends with its replies unsent.
+  void flood(RawClient& c) {
+    ASSERT_NE(c.hello("fuzz-flood"), 0u) << where();
+    std::string burst;
+    const uint32_t port = allocate(c, 2);
+    for (uint64_t id = 3; id < 3 + static_cast<uint64_t>(pick(100, 3000)); ++id) {
+      if (id % 7 == 0) {
+        burst += frame_bytes(
+            [&](auto r) {
+              auto o = r.initReceive();
+              o.setName(port);
+              o.setTimeoutMs(-1);
+            },
+            id);
+      } else if (id % 3 == 0) {
+        burst += frame_bytes(
+            [&](auto r) {
+              auto m = r.initSend().initMessage();
+              m.setRemote(port);
+              m.setRemoteDisposition(kMakeSend);
+              m.setBody(kj::arrayPtr(reinterpret_cast<const kj::byte*>(burst.data()),
+                                     std::min<size_t>(burst.size(), 512)));
+              r.getSend().initOptions().setTimeoutMs(0);
+            },
+            id);
+      } else {
+        burst += valid_frame(id);
+      }
+    }
+    c.send_bytes(burst.data(), burst.size());
   }
 
   // Fd declarations the stream cannot recover from: each closes the
@@ -706,7 +740,7 @@ class Hostile {
   const uint64_t seed_;
   const uint32_t foreign_[3];
   std::deque<std::unique_ptr<RawClient>> open_;
-  uint64_t kinds_[10] = {};
+  uint64_t kinds_[11] = {};
 };
 
 // The daemon's lowest free fd number: RLIMIT_NOFILE bounds fd numbers.
@@ -787,7 +821,7 @@ TEST(ProtocolFuzz, HostileClientsLeaveNoTraceAndDisturbNoOne) {
   EXPECT_TRUE(errors.empty()) << "the daemon logged an error: " << errors.front();
   const uint64_t* kinds = hostile.kinds();
   std::string mix;
-  for (int k = 0; k < 10; ++k) mix += " " + std::to_string(kinds[k]);
+  for (int k = 0; k < 11; ++k) mix += " " + std::to_string(kinds[k]);
   const std::string log = daemon.log();
   size_t violations = 0;
   for (size_t at = 0; (at = log.find("disconnected (violation", at)) != std::string::npos; ++at)
