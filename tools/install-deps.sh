@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages portd needs to build and test, if missing.
-# Run as root, or as a user who may sudo.
+# Run as root, or as a user who may sudo. (clang and its runtimes build the
+# libFuzzer targets, tests/fuzz; the project itself builds with g++.)
 set -eu
 
 PACKAGES="
@@ -9,6 +10,7 @@ PACKAGES="
   libasio-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libsystemd-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
+  clang libclang-rt-14-dev
 "
 
 missing=""
