@@ -193,6 +193,7 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
   d.id = request.getId();
   d.fd_count = request.getFdCount();
   const auto which = request.which();
+  d.carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE;
 
   if (d.id == 0) return refused_request(std::move(d), refuse(Status::kInvalidArgument, "id 0"));
   const bool carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE;

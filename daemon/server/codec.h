@@ -180,6 +180,9 @@ struct Refusal {
 struct DecodedRequest {
   uint64_t id = 0;
   uint16_t fd_count = 0;
+  // A send or sendReceive (refused or not): the client meant to send a
+  // message, which the daemon's counters count.
+  bool carries_message = false;
   // std::monostate when refused.
   RequestBody body;
   Refusal refusal;

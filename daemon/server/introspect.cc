@@ -507,7 +507,13 @@ Page status_page(const CoreImpl& core, const DaemonInfo& info, const Viewer& vie
                        {"messages_received", n.messages_received},
                        {"messages_destroyed", n.messages_destroyed},
                        {"messages_refused", n.messages_refused},
-                       {"notifications", n.notifications}};
+                       {"messages_in_flight", n.messages_in_flight},
+                       {"destroyed", Json{{"port_died", n.destroyed_port_died},
+                                          {"too_large", n.destroyed_too_large},
+                                          {"sender_died", n.destroyed_sender_died}}},
+                       {"notifications", n.notifications},
+                       {"notifications_received", n.notifications_received},
+                       {"notifications_destroyed", n.notifications_destroyed}};
   Page page;
   page.json = to_text(j);
   return page;

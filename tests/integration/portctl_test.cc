@@ -176,7 +176,11 @@ TEST_F(KnownState, StatusJson) {
                            {"messages_received", 0},
                            {"messages_destroyed", 0},
                            {"messages_refused", 0},
-                           {"notifications", 0}}}};
+                           {"messages_in_flight", 2},
+                           {"destroyed", {{"port_died", 0}, {"too_large", 0}, {"sender_died", 0}}},
+                           {"notifications", 0},
+                           {"notifications_received", 0},
+                           {"notifications_destroyed", 0}}}};
   EXPECT_EQ(j, expected) << j.dump(2);
 }
 

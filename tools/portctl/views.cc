@@ -115,11 +115,18 @@ std::string status_view(const Json& j, const ViewOptions& o) {
                            " bytes"});
   t.add_row({"bootstrap names", cell(j.at("bootstrap_names"))});
   t.add_row({"monitors", cell(j.at("monitors"))});
+  const Json& d = c.at("destroyed");
   t.add_row({"messages", "sent " + cell(c.at("messages_sent")) + ", received " +
                              cell(c.at("messages_received")) + ", destroyed " +
                              cell(c.at("messages_destroyed")) + ", refused " +
-                             cell(c.at("messages_refused"))});
-  t.add_row({"notifications", cell(c.at("notifications"))});
+                             cell(c.at("messages_refused")) + ", in flight " +
+                             cell(c.at("messages_in_flight"))});
+  t.add_row({"destroyed", "port died " + cell(d.at("port_died")) + ", too large " +
+                              cell(d.at("too_large")) + ", sender died " +
+                              cell(d.at("sender_died"))});
+  t.add_row({"notifications", cell(c.at("notifications")) + " (received " +
+                                  cell(c.at("notifications_received")) + ", destroyed " +
+                                  cell(c.at("notifications_destroyed")) + ")"});
   t.add_row({"viewer", "uid " + cell(viewer.at("uid")) +
                            (viewer.at("privileged").get<bool>() ? ", sees every task"
                                                                 : ", sees its own tasks")});
