@@ -124,6 +124,10 @@ class CoreImpl {
   uint64_t queued_bytes() const { return queued_bytes_; }
   size_t parked() const { return parked_.size(); }
   const Account* uid_account(uint32_t uid) const;
+  // Every uid with a task, or with charges its tasks left behind.
+  const std::unordered_map<uint32_t, std::unique_ptr<Account>>& uid_accounts() const {
+    return uid_accounts_;
+  }
   // Recounts every right and compares with the kept counters; returns a
   // description of each mismatch (empty when all is well).
   std::string check_invariants() const;

@@ -356,7 +356,7 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
       auto in = request.getIntrospect();
       req::Introspect r;
       const auto what = static_cast<uint16_t>(in.getWhat());
-      if (what > static_cast<uint16_t>(req::IntrospectWhat::kNames))
+      if (what > static_cast<uint16_t>(req::IntrospectWhat::kUids))
         return refused_request(std::move(d),
                                refuse(Status::kNotSupported, "unknown introspection kind"));
       r.what = static_cast<req::IntrospectWhat>(what);

@@ -136,7 +136,16 @@ struct BootstrapUnregister {
 };
 struct BootstrapList {};
 // Introspection and monitoring (daemon/server/introspect.h).
-enum class IntrospectWhat : uint8_t { kStatus, kTasks, kPorts, kPort, kRights, kSets, kNames };
+enum class IntrospectWhat : uint8_t {
+  kStatus,
+  kTasks,
+  kPorts,
+  kPort,
+  kRights,
+  kSets,
+  kNames,
+  kUids
+};
 struct Introspect {
   IntrospectWhat what = IntrospectWhat::kStatus;
   uint64_t target = 0;
