@@ -376,6 +376,12 @@ TEST_F(DaemonQuotaTest, SendOnceRights) {
   m.set_remote(*port, Disposition::kMakeSend).set_local(*port, Disposition::kMakeSendOnce);
   EXPECT_EQ(t->send(m, at_once_send()), Status::kSendNoBuffer);
   EXPECT_EQ(last_refused_limit(), "send_once_rights");
+  // And one with an out-of-line array of them.
+  OutgoingMessage array;
+  array.set_remote(*port, Disposition::kMakeSend)
+      .add_ool_ports({port->name(), port->name()}, Disposition::kMakeSendOnce);
+  EXPECT_EQ(t->send(array, at_once_send()), Status::kSendNoBuffer);
+  EXPECT_EQ(last_refused_limit(), "send_once_rights");
   EXPECT_EQ(snapshot(*t), full);
   // Released unused, each fires a send-once notification that carries it
   // (and its charge) until received.
@@ -628,7 +634,8 @@ TEST_F(DaemonQuotaTest, ConnectionsPerUid) {
 // Connections over the limit wait for their hello to be told; at most 64 at
 // once, then they are closed at accept. None of it touches the others.
 TEST_F(DaemonQuotaTest, ConnectionsWaitingToBeRefusedAreBounded) {
-  start({"--quota-uid-connections", "1"});  // the viewer
+  // (A long handshake timeout: the waiting ones must not be closed by it.)
+  start({"--quota-uid-connections", "1", "--handshake-timeout-ms", "600000"});  // the viewer
   const int fds = daemon_->open_fd_count();
   // (The viewer may have been refused before the fixture's probe closed.)
   const size_t refused_before = log_count("will be refused at hello");
