@@ -151,13 +151,6 @@ void Server::on_accepted(int fd) {
                  std::strerror(errno));
     return;
   }
-  asio::local::stream_protocol::socket socket(io_);
-  asio::error_code ec;
-  socket.assign(asio::local::stream_protocol(), fd, ec);
-  if (ec) {
-    spdlog::warn("dropping a connection: {}", ec.message());
-    return;
-  }
   const uint64_t limit = options_.limits.connections_per_uid;
   auto counted = uid_connections_.find(creds.uid);
   const uint64_t used = counted == uid_connections_.end() ? 0 : counted->second;
@@ -167,7 +160,14 @@ void Server::on_accepted(int fd) {
         "uid {} is at its limit of {} connections (quota.uid.connections): connection from pid {} "
         "closed at once ({} others wait to be told so)",
         creds.uid, limit, creds.pid, refused_connections_);
-    return;  // the socket closes here
+    return;  // `owned` closes it
+  }
+  asio::local::stream_protocol::socket socket(io_);
+  asio::error_code ec;
+  socket.assign(asio::local::stream_protocol(), fd, ec);
+  if (ec) {
+    spdlog::warn("dropping a connection: {}", ec.message());
+    return;
   }
   owned.release();
   const ipc::TaskId task = next_task_++;
