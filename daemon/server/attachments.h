@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 
 #include "daemon/ipc/types.h"
@@ -47,11 +48,12 @@ class Attachments {
 // shrinking, and unless volatile also against growing, writing and further
 // sealing. (A volatile region may be written by its sender, but it may never
 // shrink: a receiver's mapping would lose pages and fault with SIGBUS.) The
-// payload is never mapped. kSuccess or kSendInvalidMemory.
-Status check_ool_fd(int fd, uint64_t size, bool is_volatile);
+// payload is never mapped. kSuccess, or kSendInvalidMemory with `why` (if
+// given) saying what is wrong, for the log.
+Status check_ool_fd(int fd, uint64_t size, bool is_volatile, std::string* why = nullptr);
 
 // Checks a release signal: the write end of a pipe (never read or written
-// here). kSuccess or kSendInvalidMemory.
-Status check_release_fd(int fd);
+// here). kSuccess, or kSendInvalidMemory with `why`.
+Status check_release_fd(int fd, std::string* why = nullptr);
 
 }  // namespace portd::server

@@ -118,18 +118,27 @@ void Driver::do_cancel(ipc::TaskId task, TaskState& state, uint64_t id, const re
   reply_status(task, id, Status::kSuccess);
 }
 
-Status Driver::attach_ool(ipc::MessageIn& message, std::vector<proto::UniqueFd>& fds) {
+Status Driver::attach_ool(ipc::MessageIn& message, std::vector<proto::UniqueFd>& fds,
+                          std::string* why) {
   // The codec checked that the frame brought exactly the fds the OOL
   // descriptors take: the region's, then its release fd if it has one. All
-  // are checked before any is registered.
+  // are checked before any is registered; every fd closes with `fds` if one
+  // is refused.
   size_t next = 0;
-  for (auto& d : message.descriptors) {
-    auto* ool = std::get_if<ipc::OolIn>(&d);
+  for (size_t i = 0; i < message.descriptors.size(); ++i) {
+    auto* ool = std::get_if<ipc::OolIn>(&message.descriptors[i]);
     if (ool == nullptr) continue;
-    if (next + ool->fds() > fds.size() ||
-        !ok(check_ool_fd(fds[next].get(), ool->size, ool->is_volatile)) ||
-        (ool->release_signal && !ok(check_release_fd(fds[next + 1].get()))))
-      return Status::kSendInvalidMemory;  // every fd closes with `fds`
+    const std::string which =
+        ool->is_body ? "out-of-line body" : "descriptor " + std::to_string(i) + " (memory)";
+    if (next + ool->fds() > fds.size()) {
+      *why = which + ": its fd is missing";
+      return Status::kSendInvalidMemory;
+    }
+    if (!ok(check_ool_fd(fds[next].get(), ool->size, ool->is_volatile, why)) ||
+        (ool->release_signal && !ok(check_release_fd(fds[next + 1].get(), why)))) {
+      *why = which + ": " + *why;
+      return Status::kSendInvalidMemory;
+    }
     next += ool->fds();
   }
   next = 0;
@@ -158,7 +167,9 @@ void Driver::release_ool(const ipc::MessageOut& message) {
 void Driver::do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
                      const ipc::SendOptions& options, std::vector<proto::UniqueFd> fds,
                      const ipc::ReceiveOptions* then_receive) {
-  if (Status s = attach_ool(message, fds); !ok(s)) {
+  std::string why;
+  if (Status s = attach_ool(message, fds, &why); !ok(s)) {
+    spdlog::debug("task {}: request {} refused: {} ({})", task, id, why, status_name(s));
     core_.count_refused_send();
     reply_status(task, id, s);
     return;

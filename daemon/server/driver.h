@@ -99,8 +99,9 @@ class Driver {
   void do_simple(ipc::TaskId task, uint64_t id, RequestBody& body);
 
   // Registers a send's OOL fds as attachments, in descriptor order, after
-  // checking them. On failure nothing stays registered.
-  Status attach_ool(ipc::MessageIn& message, std::vector<proto::UniqueFd>& fds);
+  // checking them. On failure nothing stays registered and `why` says which
+  // region was refused and what is wrong with it.
+  Status attach_ool(ipc::MessageIn& message, std::vector<proto::UniqueFd>& fds, std::string* why);
   void release_ool(const ipc::MessageIn& message);
   void release_ool(const ipc::MessageOut& message);
 

@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -83,6 +85,12 @@ class Daemon {
       std::string error;
       listener = server::Listener::open(path, lo, &error);
       if (!listener) {
+        // Nothing chose a socket and the last default is root's: say how a
+        // user picks one of its own.
+        if (path == proto::kSystemSocketPath && ::geteuid() != 0)
+          error += std::string("; ") + proto::kSystemSocketPath +
+                   " is the system daemon's socket: as a user, give --socket PATH or set "
+                   "$PORTD_SOCKET or $XDG_RUNTIME_DIR (clients look in the same places)";
         spdlog::critical("{}", error);
         return 1;
       }

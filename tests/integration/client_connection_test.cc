@@ -1,14 +1,23 @@
 // The connection's life: connecting (and failing to), the daemon going away
 // while threads wait, disconnect(), and a Task inherited across fork().
+#include <capnp/message.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <future>
+#include <optional>
 #include <thread>
 
+#include "portd/portd.capnp.h"
 #include "portd/portd.h"
+#include "portd/proto/frame.h"
 #include "tests/integration/client_support.h"
 #include "tests/integration/daemon_fixture.h"
 
@@ -36,11 +45,68 @@ TEST(ClientConnectionTest, NothingListeningIsInvalidTask) {
   EXPECT_EQ(too_long.status(), Status::kInvalidArgument);
 }
 
+// Sets (or, with nullptr, unsets) an environment variable for a scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 TEST(ClientConnectionTest, SocketPathResolvesLikeTheDaemon) {
-  EXPECT_EQ(resolve_socket_path("/explicit.sock"), "/explicit.sock");
-  ::setenv("PORTD_SOCKET", "/from/env.sock", 1);
-  EXPECT_EQ(resolve_socket_path(), "/from/env.sock");
-  ::unsetenv("PORTD_SOCKET");
+  ScopedEnv no_socket("PORTD_SOCKET", nullptr);
+  ScopedEnv no_runtime_dir("XDG_RUNTIME_DIR", nullptr);
+  EXPECT_EQ(resolve_socket_path(), "/run/portd/portd.sock");
+  {
+    ScopedEnv runtime_dir("XDG_RUNTIME_DIR", "/run/user/4242");
+    EXPECT_EQ(resolve_socket_path(), "/run/user/4242/portd.sock");
+    ScopedEnv socket("PORTD_SOCKET", "/from/env.sock");
+    EXPECT_EQ(resolve_socket_path(), "/from/env.sock");
+    EXPECT_EQ(resolve_socket_path("/explicit.sock"), "/explicit.sock");
+  }
+  ScopedEnv empty("PORTD_SOCKET", "");  // empty counts as unset
+  EXPECT_EQ(resolve_socket_path(), "/run/portd/portd.sock");
+}
+
+// DESIGN section 7: portd started without --socket, and a client connecting
+// without a path, both end up on $XDG_RUNTIME_DIR/portd.sock.
+TEST(ClientConnectionTest, DaemonAndLibraryFindTheSameDefaultSocket) {
+  char dir[] = "/tmp/portd-xdg-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/portd.sock";
+  ScopedEnv no_socket("PORTD_SOCKET", nullptr);
+  {
+    DaemonLaunch launch;
+    launch.socket_flag = false;
+    launch.env = {"XDG_RUNTIME_DIR=" + std::string(dir)};
+    launch.wait_path = path;
+    DaemonProcess daemon(launch);
+    ASSERT_TRUE(daemon.started()) << daemon.log();
+    EXPECT_TRUE(daemon.wait_for_log("serving on " + path + " (created)")) << daemon.log();
+
+    ScopedEnv runtime_dir("XDG_RUNTIME_DIR", dir);
+    auto task = Task::connect();
+    ASSERT_EQ(task.status(), Status::kSuccess) << task.detail();
+    EXPECT_EQ((*task)->socket_path(), path);
+    EXPECT_EQ((*task)->daemon_pid(), static_cast<uint32_t>(daemon.pid()));
+  }
+  ::rmdir(dir);
 }
 
 TEST(ClientConnectionTest, ConnectsThroughPortdSocketVariable) {
@@ -53,6 +119,84 @@ TEST(ClientConnectionTest, ConnectsThroughPortdSocketVariable) {
   EXPECT_EQ((*task)->socket_path(), daemon.socket_path());
   // The daemon logs the command name we sent in hello: ours, from /proc.
   EXPECT_TRUE(daemon.wait_for_log("client_connecti", 2000)) << daemon.log();
+}
+
+// A daemon that answers hello with `answered` as the version both sides
+// will speak: a stand-in on a socket of the test's own, since portd never
+// answers a version this library does not know.
+class FakeDaemon {
+ public:
+  explicit FakeDaemon(uint32_t answered) {
+    char dir[] = "/tmp/portd-fake-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/portd.sock";
+    listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.data(), path_.size());
+    EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listener_.get(), 1), 0);
+    thread_ = std::thread([this, answered] { serve(answered); });
+  }
+  ~FakeDaemon() {
+    thread_.join();
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+  // The version the client asked for in its hello.
+  uint32_t asked() const { return asked_; }
+
+ private:
+  void serve(uint32_t answered) {
+    proto::UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    proto::FrameReader reader;
+    auto next = reader.next();
+    while (next == proto::FrameReader::Next::kNeedMore) {
+      pollfd p{c.get(), POLLIN, 0};
+      if (::poll(&p, 1, 5000) <= 0 || reader.read_from(c.get()) <= 0) return;
+      next = reader.next();
+    }
+    if (next != proto::FrameReader::Next::kFrame) return;
+    auto request = reader.frame().getRoot<wire::Request>();
+    asked_ = request.getHello().getVersion();
+    capnp::MallocMessageBuilder message;
+    auto reply = message.initRoot<wire::Reply>();
+    reply.setId(request.getId());
+    auto hello = reply.initHello();
+    hello.setVersion(answered);
+    hello.setTask(1);
+    hello.setDaemonPid(static_cast<uint32_t>(::getpid()));
+    hello.setMaxFrameBytes(4u << 20);
+    hello.setMaxInlineBody(1u << 20);
+    proto::FrameWriter writer;
+    writer.append(message);
+    while (writer.write_to(c.get()) == -EAGAIN) {
+    }
+    // Until the client hangs up.
+    char byte;
+    while (::read(c.get(), &byte, 1) > 0) {
+    }
+  }
+
+  std::string dir_, path_;
+  proto::UniqueFd listener_;
+  std::thread thread_;
+  uint32_t asked_ = 0;
+};
+
+TEST(ClientConnectionTest, ADaemonThatSpeaksNoVersionWeKnowIsRefused) {
+  for (uint32_t answered : {wire::PROTOCOL_VERSION + 1, 0u}) {
+    SCOPED_TRACE(answered);
+    FakeDaemon daemon(answered);
+    auto task = Task::connect(ConnectOptions{daemon.path(), "version-test"});
+    EXPECT_EQ(task.status(), Status::kNotSupported);
+    EXPECT_EQ(task.detail(), "the daemon speaks protocol version " + std::to_string(answered) +
+                                 ", this library " + std::to_string(wire::PROTOCOL_VERSION));
+    task = Result<std::shared_ptr<Task>>(Status::kFailure);  // hangs up
+    EXPECT_EQ(daemon.asked(), wire::PROTOCOL_VERSION);
+  }
 }
 
 TEST(ClientConnectionTest, DaemonDeathWakesEveryWaiter) {

@@ -7,10 +7,14 @@
 // (refusals, kills, destroyed messages).
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <tuple>
 
 #include "portd/portd.h"
 #include "tests/integration/client_support.h"
@@ -266,13 +270,174 @@ TEST_F(OolTest, HundredMebibyteBodyToAnotherProcessAndBack) {
 }
 
 // ---------------------------------------------------------------------------
+// What the sender's library makes, what the daemon holds, what the receiver
+// gets.
+
+// The line of /proc/self/maps whose range holds `address` ("" if none).
+std::string mapping_of(const void* address) {
+  std::ifstream maps("/proc/self/maps");
+  const auto a = reinterpret_cast<uintptr_t>(address);
+  for (std::string line; std::getline(maps, line);) {
+    uintptr_t from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &from, &to) == 2 && from <= a && a < to) return line;
+  }
+  return "";
+}
+
+// Resident kB of the mapping that starts at `address` (/proc/self/smaps).
+long resident_kib(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<uintptr_t>(address);
+  bool in = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &from, &to) == 2 && line.find('-') < 17) {
+      in = from == a;
+      continue;
+    }
+    long kib = 0;
+    if (in && std::sscanf(line.c_str(), "Rss: %ld kB", &kib) == 1) return kib;
+  }
+  return -1;
+}
+
+TEST_F(OolTest, TheLibrarySealsEveryRegionAndAllocatesItsPagesFirst) {
+  // A raw receiver, to look at the fds the library made.
+  RawClient raw(daemon_.socket_path());
+  ASSERT_NE(raw.hello("raw-receiver"), 0u);
+  const std::string service = unique_service("raw-seals");
+  ASSERT_TRUE(
+      raw.request(2, [&](wire::Request::Builder r) { r.initBootstrapCheckIn().setName(service); }));
+  uint32_t port_name = 0;
+  ASSERT_TRUE(raw.next_reply(
+      [&](wire::Reply::Reader r, std::vector<UniqueFd>&) { port_name = r.getName(); }));
+  auto server = task_->look_up(service, 5000ms);
+  ASSERT_TRUE(server);
+
+  // Copy, move and volatile regions of 10000 bytes, and a body over the
+  // threshold, which goes last.
+  OutgoingMessage m;
+  m.set_remote(*server);
+  for (OolMode mode : {OolMode::kCopy, OolMode::kMove, OolMode::kVolatile})
+    ASSERT_TRUE(add_region(*task_, m, mode, 10000, 4));
+  std::vector<std::byte> body(70000);
+  fill_pattern(body, 5);
+  m.set_body(body);
+  ASSERT_EQ(task_->send(m), Status::kSuccess);
+
+  ASSERT_TRUE(
+      raw.request(3, [&](wire::Request::Builder r) { r.initReceive().setName(port_name); }));
+  std::vector<UniqueFd> fds;
+  std::vector<std::tuple<uint64_t, bool, bool, bool>> described;  // size, volatile, signal, body
+  ASSERT_TRUE(raw.next_reply([&](wire::Reply::Reader r, std::vector<UniqueFd>& got) {
+    EXPECT_EQ(r.getStatus(), 0);
+    for (auto d : r.getMessage().getDescriptors()) {
+      auto o = d.getOol();
+      described.emplace_back(o.getSize(), o.getVolatile(), o.getReleaseSignal(), o.getBody());
+    }
+    fds = std::move(got);
+  }));
+  using D = std::tuple<uint64_t, bool, bool, bool>;
+  ASSERT_EQ(described, (std::vector<D>{D{10000, false, false, false}, D{10000, false, false, false},
+                                       D{10000, true, true, false}, D{70000, false, false, true}}));
+  ASSERT_EQ(fds.size(), 5u);  // copy, move, volatile and its release signal, body
+
+  constexpr int kSealed = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+  struct Expect {
+    int fd;
+    const char* what;
+    int seals;
+    off_t size;  // the memfd's length: the page-rounded buffer (move), the segment (volatile)
+  };
+  const Expect expect[] = {
+      {fds[0].get(), "copy", kSealed, 10000},
+      {fds[1].get(), "move", kSealed, 12288},
+      {fds[2].get(), "volatile", F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, 64 << 10},
+      {fds[4].get(), "body", kSealed, 70000}};
+  for (const auto& e : expect) {
+    SCOPED_TRACE(e.what);
+    // (F_SEAL_EXEC may come too, from MFD_NOEXEC_SEAL where the kernel has it.)
+    EXPECT_EQ(::fcntl(e.fd, F_GET_SEALS) & kSealed, e.seals);
+    struct stat st {};
+    ASSERT_EQ(::fstat(e.fd, &st), 0);
+    EXPECT_EQ(st.st_size, e.size);
+    // posix_fallocate before the bytes went in: every page is allocated.
+    EXPECT_GE(st.st_blocks * 512, e.size);
+    // Nobody can map it shared and writable, or write it.
+    EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, e.fd, 0), MAP_FAILED);
+    EXPECT_EQ(::pwrite(e.fd, "x", 1, 0), -1);
+  }
+  fds.clear();
+  EXPECT_TRUE(in_flight_settles(0));
+}
+
+TEST_F(OolTest, VolatileSegmentsAndSharedBuffersArePrefaulted) {
+  // MAP_POPULATE: every page is resident in the sender before it writes one.
+  auto buffer = task_->volatile_buffer(200000);
+  ASSERT_TRUE(buffer);
+  EXPECT_EQ(resident_kib(buffer->data()), 256);  // the 256 KiB segment that fits 200000 bytes
+  auto shared = SharedBuffer::allocate(200000);
+  ASSERT_TRUE(shared);
+  EXPECT_EQ(resident_kib(shared->data()), 196);  // 200000 bytes in pages
+}
+
+TEST_F(OolTest, TheReceiverMapsACopyOnWriteViewThatItsHandleUnmaps) {
+  ReceiveRight p = port();
+  OutgoingMessage m;
+  m.set_remote(p, Disposition::kMakeSend).add_ool_copy(std::vector<std::byte>(50000));
+  ASSERT_EQ(task_->send(m), Status::kSuccess);
+  auto got = p.receive(ReceiveOptions{5000ms});
+  ASSERT_TRUE(got);
+  auto& region = std::get<ReceivedOolMemory>(got->descriptors.at(0));
+  const void* address = region.bytes().data();
+  // Mapped privately (copy-on-write), readable and writable, from the memfd.
+  const std::string line = mapping_of(address);
+  EXPECT_NE(line.find(" rw-p "), std::string::npos) << line;
+  EXPECT_NE(line.find("/memfd:"), std::string::npos) << line;
+  EXPECT_EQ(::msync(const_cast<void*>(address), 4096, MS_ASYNC), 0);
+  // The handle owns the mapping: gone with it (with the message, here).
+  got = Result<ReceivedMessage>(Status::kFailure);
+  EXPECT_EQ(::msync(const_cast<void*>(address), 4096, MS_ASYNC), -1);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(mapping_of(address), "");
+}
+
+TEST_F(OolTest, TheDaemonNeverMapsAPayload) {
+  // The daemon's mappings while it holds regions of every mode, and after
+  // it has passed them on: never a memfd.
+  auto daemon_maps_memfd = [&] {
+    std::ifstream maps("/proc/" + std::to_string(daemon_.pid()) + "/maps");
+    EXPECT_TRUE(maps.good());
+    for (std::string line; std::getline(maps, line);)
+      if (line.find("memfd:") != std::string::npos) return line;
+    return std::string();
+  };
+  ReceiveRight p = port();
+  ASSERT_EQ(p.set_qlimit(8), Status::kSuccess);
+  for (OolMode mode : {OolMode::kCopy, OolMode::kMove, OolMode::kVolatile}) {
+    OutgoingMessage m;
+    m.set_remote(p, Disposition::kMakeSend);
+    ASSERT_TRUE(add_region(*task_, m, mode, 1 << 20, 6));
+    ASSERT_EQ(task_->send(m), Status::kSuccess);
+  }
+  OutgoingMessage big_body;
+  big_body.set_remote(p, Disposition::kMakeSend).body().resize(1 << 20);
+  ASSERT_EQ(task_->send(big_body), Status::kSuccess);
+  EXPECT_EQ(daemon_fds(), baseline_ + 5);  // three regions, a release signal, a body
+  EXPECT_EQ(daemon_maps_memfd(), "");
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(p.receive(ReceiveOptions{0ms})) << i;
+  EXPECT_EQ(daemon_maps_memfd(), "");
+}
+
+// ---------------------------------------------------------------------------
 // Refusals: MACH_SEND_INVALID_MEMORY, nothing consumed, nothing leaked.
 
 TEST_F(OolTest, UnsealedOrWritableRegionsAreRefusedAndNothingLeaks) {
   ReceiveRight p = port();
   const int own_fds = own_fd_count();
 
-  auto refused = [&](OolRegion region, const char* what) {
+  // Each refusal is logged (at debug) with what is wrong with the region.
+  auto refused = [&](OolRegion region, const char* what, const std::string& why) {
     SCOPED_TRACE(what);
     auto right = p.make_send();
     ASSERT_TRUE(right);
@@ -285,10 +450,15 @@ TEST_F(OolTest, UnsealedOrWritableRegionsAreRefusedAndNothingLeaks) {
     EXPECT_EQ(m.held_rights(), 1u);
     EXPECT_EQ(m.descriptors().size(), 2u);
     EXPECT_EQ(*task_->get_refs(name, Right::kSend), 1u);
+    EXPECT_TRUE(daemon_.wait_for_log("refused: descriptor 1 (memory): " + why +
+                                     " (MACH_SEND_INVALID_MEMORY)\n"))
+        << daemon_.log();
   };  // dropping the message releases the right
 
   // An unsealed fd in a sealed (non-volatile) descriptor.
-  refused(OolRegion::adopt(memfd_with(4096, 1, 0), 4096), "unsealed");
+  refused(OolRegion::adopt(memfd_with(4096, 1, 0), 4096), "unsealed",
+          "a sealed region must be sealed SHRINK|GROW|WRITE|SEAL; this one lacks "
+          "SHRINK|GROW|WRITE|SEAL");
   // Sealed against everything but writing, the sender keeping a writable
   // mapping (F_SEAL_WRITE cannot be added while one exists; FUTURE_WRITE
   // leaves it writable).
@@ -297,17 +467,20 @@ TEST_F(OolTest, UnsealedOrWritableRegionsAreRefusedAndNothingLeaks) {
   ASSERT_NE(writable, MAP_FAILED);
   EXPECT_EQ(::fcntl(partial.get(), F_ADD_SEALS, F_SEAL_WRITE), -1);
   ASSERT_EQ(::fcntl(partial.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL), 0);
-  refused(OolRegion::adopt(std::move(partial), 4096), "writable mapping kept");
+  refused(OolRegion::adopt(std::move(partial), 4096), "writable mapping kept",
+          "a sealed region must be sealed SHRINK|GROW|WRITE|SEAL; this one lacks WRITE");
   ::munmap(writable, 4096);
   // Sealed, but shorter than it says.
-  refused(OolRegion::adopt(memfd_with(100, 3, kAllSeals), 4096), "short");
+  refused(OolRegion::adopt(memfd_with(100, 3, kAllSeals), 4096), "short",
+          "the file is 100 bytes long, the descriptor says 4096");
   // Volatile, but free to shrink under a receiver's mapping.
-  refused(OolRegion::adopt(memfd_with(4096, 4, 0), 4096, /*is_volatile=*/true), "shrinkable");
+  refused(OolRegion::adopt(memfd_with(4096, 4, 0), 4096, /*is_volatile=*/true), "shrinkable",
+          "a volatile region must be sealed SHRINK; this one lacks SHRINK");
   // Not a memfd at all.
   int ends[2];
   ASSERT_EQ(::pipe2(ends, O_CLOEXEC), 0);
   ::close(ends[1]);
-  refused(OolRegion::adopt(UniqueFd(ends[0]), 0), "a pipe");
+  refused(OolRegion::adopt(UniqueFd(ends[0]), 0), "a pipe", "a pipe, not a memfd");
 
   EXPECT_EQ(task_->get_attributes(p.name())->msgcount, 0u);
   EXPECT_EQ(daemon_fds(), baseline_);

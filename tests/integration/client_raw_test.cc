@@ -1,9 +1,14 @@
 // libportd's raw, name-based layer against the real daemon: each operation,
 // its exact Mach status on success and on the error paths a caller can cause,
 // and what it did to the task's name space.
+#include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "portd/portd.h"
@@ -126,6 +131,28 @@ TEST_F(ClientRawTest, DestroyingTheReceiveRightLeavesADeadName) {
   EXPECT_EQ(*task_->get_refs(p, Right::kDeadName), 1u);
   EXPECT_EQ(task_->deallocate(p), Status::kSuccess);
   EXPECT_EQ(task_->type(p).status(), Status::kInvalidName);
+}
+
+TEST_F(ClientRawTest, DestroyRemovesEveryRightUnderTheName) {
+  const Name p = port();
+  ASSERT_EQ(task_->insert_right(p, p, Disposition::kMakeSend), Status::kSuccess);
+  ASSERT_EQ(task_->mod_refs(p, Right::kSend, 2), Status::kSuccess);
+  auto once = task_->extract_right(p, Disposition::kMakeSendOnce);
+  ASSERT_TRUE(once.ok());
+  // The receive right and all three send references go at once; the port
+  // dies and the send-once right, under its own name, is a dead name now.
+  EXPECT_EQ(task_->destroy(p), Status::kSuccess);
+  EXPECT_EQ(task_->type(p).status(), Status::kInvalidName);
+  EXPECT_EQ(*task_->type(once->name), kTypeDeadName);
+  EXPECT_EQ(task_->destroy(once->name), Status::kSuccess);
+  EXPECT_EQ(task_->type(once->name).status(), Status::kInvalidName);
+  auto set = task_->allocate(Right::kPortSet);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(task_->destroy(*set), Status::kSuccess);
+  EXPECT_EQ(task_->type(*set).status(), Status::kInvalidName);
+  EXPECT_EQ(task_->destroy(p), Status::kInvalidName);
+  EXPECT_EQ(task_->destroy(kNameNull), Status::kSuccess);
+  EXPECT_TRUE(task_->names()->empty());
 }
 
 TEST_F(ClientRawTest, QueueLimitAttributes) {
@@ -406,6 +433,51 @@ TEST_F(ClientRawTest, BootstrapOperations) {
   EXPECT_EQ(task_->bootstrap_register(other, p), Status::kSuccess);
   EXPECT_EQ(task_->bootstrap_register(other, p), Status::kBootstrapNameInUse);
   EXPECT_EQ(*task_->bootstrap_look_up(other), p);
+}
+
+// A name belongs to the uid that bound it (the daemon reads it with
+// SO_PEERCRED): another uid may look it up but not unregister it; root may.
+TEST_F(ClientRawTest, BootstrapNamesBelongToTheUidThatBoundThem) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a second uid";
+  constexpr uid_t kNobody = 65534;
+  ASSERT_EQ(::chmod(daemon_.directory().c_str(), 0755), 0);  // the other uid reaches the socket
+  const std::string ours = unique_service("uid-root"), theirs = unique_service("uid-nobody");
+  ASSERT_TRUE(task_->bootstrap_check_in(ours).ok());
+
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+  const std::string socket = daemon_.socket_path();
+  Child child([&]() -> int {
+    ::close(ready[0]);
+    ::close(release[1]);
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 2;
+    auto task = Task::connect(ConnectOptions{socket, "nobody"});
+    if (!task) return 3;
+    if (!(*task)->bootstrap_look_up(ours).ok()) return 4;
+    if ((*task)->bootstrap_unregister(ours) != Status::kBootstrapNotPrivileged) return 5;
+    if (!(*task)->bootstrap_check_in(theirs).ok()) return 6;
+    if (::write(ready[1], "r", 1) != 1) return 7;
+    char c;
+    return ::read(release[0], &c, 1) == 0 ? 0 : 8;  // until the parent closes it
+  });
+  ::close(ready[1]);
+  ::close(release[0]);
+  char c = 0;
+  EXPECT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+
+  auto list = task_->bootstrap_list();
+  ASSERT_TRUE(list.ok());
+  std::map<std::string, uint32_t> owners;
+  for (const auto& e : *list) owners[e.name] = e.uid;
+  EXPECT_EQ(owners[ours], 0u);
+  EXPECT_EQ(owners[theirs], kNobody);
+  EXPECT_TRUE(task_->bootstrap_look_up(ours).ok());                  // still ours
+  EXPECT_EQ(task_->bootstrap_unregister(theirs), Status::kSuccess);  // root may
+  EXPECT_EQ(task_->bootstrap_look_up(theirs).status(), Status::kBootstrapUnknownService);
+  ::close(release[1]);
+  EXPECT_EQ(child.wait(), 0);
 }
 
 TEST_F(ClientRawTest, LookUpWaitsForTheName) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <type_traits>
 
 #include "portd/portd.h"
 #include "tests/integration/client_support.h"
@@ -15,6 +16,23 @@ namespace portd::testing {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Rights, and the memory and messages that hold them, have one owner: they
+// move, they are never copied (a copy would release a right twice).
+template <typename T>
+constexpr bool kMoveOnly =
+    !std::is_copy_constructible_v<T> && !std::is_copy_assignable_v<T> &&
+    std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>;
+static_assert(kMoveOnly<ReceiveRight>);
+static_assert(kMoveOnly<SendRight>);
+static_assert(kMoveOnly<SendOnceRight>);
+static_assert(kMoveOnly<PortSet>);
+static_assert(kMoveOnly<SharedBuffer>);
+static_assert(kMoveOnly<VolatileBuffer>);
+static_assert(kMoveOnly<OolRegion>);
+static_assert(kMoveOnly<MappedRegion>);
+static_assert(!std::is_copy_constructible_v<OutgoingMessage> &&
+              std::is_move_constructible_v<OutgoingMessage>);
 
 class ClientRightsTest : public ::testing::Test {
  protected:

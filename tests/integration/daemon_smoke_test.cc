@@ -1,10 +1,13 @@
 // Smoke test: the real portd binary on a temporary socket, spoken to with raw
 // frames. Hello, allocate a port, send to it, receive the message back; and a
-// malformed frame closes that connection only.
+// malformed frame closes that connection only; and the daemon is one thread.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "portd/status.h"
 #include "tests/integration/daemon_fixture.h"
@@ -139,6 +142,35 @@ TEST(DaemonSmoke, MalformedFrameClosesThatConnectionOnly) {
     EXPECT_EQ(reply.which(), wire::Reply::NAME);
   }));
   EXPECT_TRUE(daemon.running());
+}
+
+// DESIGN section 4: one thread runs the event loop and owns all state. With
+// clients connected, a receive parked and a timer running, the daemon is
+// still one thread (a logging or worker thread would show here).
+TEST(DaemonSmoke, OneThreadServesEveryClient) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<RawClient>(daemon.socket_path()));
+    ASSERT_NE(clients.back()->hello("client " + std::to_string(i)), 0u);
+  }
+  RawClient& c = *clients.front();
+  ASSERT_TRUE(c.request(2, [](auto r) { r.initAllocate().setRight(kRightReceive); }));
+  uint32_t port = 0;
+  ASSERT_TRUE(c.next_reply([&](wire::Reply::Reader reply, auto&) { port = reply.getName(); }));
+  ASSERT_TRUE(c.request(3, [&](auto r) {
+    auto o = r.initReceive();
+    o.setName(port);
+    o.setTimeoutMs(60000);
+  }));
+  ASSERT_TRUE(daemon.wait_for_log("hello: pid " + std::to_string(::getpid()))) << daemon.log();
+
+  std::ifstream status("/proc/" + std::to_string(daemon.pid()) + "/status");
+  std::string line, threads;
+  while (std::getline(status, line))
+    if (line.rfind("Threads:", 0) == 0) threads = line;
+  EXPECT_EQ(threads, "Threads:\t1");
 }
 
 }  // namespace

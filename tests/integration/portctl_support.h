@@ -43,15 +43,19 @@ inline bool become(uid_t id) {
 // portctl running in the background, its output going to files in `dir`.
 class PortctlProcess {
  public:
-  // `as_uid` < 0: as this process's uid.
+  // `as_uid` < 0: as this process's uid. An empty `socket` passes no
+  // --socket: portctl resolves the path itself, with `env` ("NAME=value")
+  // set and $PORTD_SOCKET and $XDG_RUNTIME_DIR unset unless `env` sets them.
   PortctlProcess(const std::string& dir, const std::string& socket,
-                 const std::vector<std::string>& args, int as_uid = -1) {
+                 const std::vector<std::string>& args, int as_uid = -1,
+                 const std::vector<std::string>& env = {}) {
     static int counter = 0;
     const std::string stem =
         dir + "/portctl." + std::to_string(::getpid()) + "." + std::to_string(++counter);
     out_path_ = stem + ".out";
     err_path_ = stem + ".err";
-    std::vector<std::string> argv_s = {PORTCTL_BINARY, "--socket", socket};
+    std::vector<std::string> argv_s = {PORTCTL_BINARY};
+    if (!socket.empty()) argv_s.insert(argv_s.end(), {"--socket", socket});
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -62,6 +66,8 @@ class PortctlProcess {
       ::dup2(err, STDERR_FILENO);
       if (as_uid >= 0 && !become(static_cast<uid_t>(as_uid))) ::_exit(121);
       ::unsetenv("PORTD_SOCKET");
+      ::unsetenv("XDG_RUNTIME_DIR");
+      for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
       std::vector<char*> argv;
       for (auto& a : argv_s) argv.push_back(a.data());
       argv.push_back(nullptr);

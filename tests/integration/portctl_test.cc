@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 
 #include "tests/integration/client_support.h"
@@ -404,8 +407,11 @@ TEST_F(KnownState, SetsAndNamesJson) {
 }
 
 TEST_F(KnownState, HumanTablesAreAlignedAndNoLegendDropsHeaders) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"ports"}, {"tasks", "--pid", std::to_string(pid)}, {"sets"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"ports"},
+                                               {"tasks", "--pid", std::to_string(pid)},
+                                               {"sets"},
+                                               {"names"},
+                                               {"uids"}}) {
     Outcome r = run(args);
     ASSERT_EQ(r.code, 0) << r.err;
     auto lines = lines_of(r.out);
@@ -434,6 +440,26 @@ TEST_F(KnownState, HumanTablesAreAlignedAndNoLegendDropsHeaders) {
   }
   Outcome header = run({"ports"});
   EXPECT_EQ(header.out.rfind("PORT  RECEIVER", 0), 0u) << header.out;
+  // rights: a line naming the task, the column headers, one row per name
+  // (in name order); without the legend only the rows.
+  Outcome rights = run({"rights", std::to_string(alpha->id())});
+  ASSERT_EQ(rights.code, 0) << rights.err;
+  auto with_legend = lines_of(rights.out);
+  ASSERT_EQ(with_legend.size(), 2u + 5u) << rights.out;
+  EXPECT_EQ(with_legend[0], "Task " + std::to_string(alpha->id()) + " (pid " + std::to_string(pid) +
+                                ", uid 0, alpha): 5 names");
+  EXPECT_EQ(with_legend[1].rfind("NAME  ", 0), 0u) << rights.out;
+  Outcome bare_rights = run({"--no-legend", "rights", std::to_string(alpha->id())});
+  auto bare_rows = lines_of(bare_rights.out);
+  ASSERT_EQ(bare_rows.size(), 5u) << bare_rights.out;
+  std::vector<Name> in_order = {svc, set, member, a_inbox, a_victim};
+  std::sort(in_order.begin(), in_order.end(), [](Name a, Name b) { return (a >> 8) < (b >> 8); });
+  for (size_t i = 0; i < bare_rows.size(); ++i) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%08x  ", in_order[i]);
+    EXPECT_EQ(bare_rows[i].rfind(hex, 0), 0u) << bare_rows[i];
+    EXPECT_EQ(with_legend[2 + i].rfind(hex, 0), 0u) << with_legend[2 + i];
+  }
 }
 
 TEST_F(KnownState, HumanViewsOfEveryCommand) {
@@ -456,7 +482,12 @@ TEST_F(KnownState, HumanViewsOfEveryCommand) {
 
 TEST_F(PortctlTest, ExitCodes) {
   EXPECT_EQ(run({"status"}).code, 0);
-  EXPECT_EQ(run({"--help"}).code, 0);
+  Outcome help = run({"--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("Exit status: 0 success; 1 not found"), std::string::npos) << help.out;
+  for (const char* sub :
+       {"status", "tasks", "ports", "port", "rights", "sets", "names", "monitor", "top"})
+    EXPECT_NE(help.out.find("\n  " + std::string(sub) + " "), std::string::npos) << sub;
   Outcome missing = run({"port", "999"});
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("not found"), std::string::npos) << missing.err;
@@ -474,6 +505,36 @@ TEST_F(PortctlTest, ExitCodes) {
   Outcome nowhere = portctl(daemon.directory(), daemon.directory() + "/nothing.sock", {"status"});
   EXPECT_EQ(nowhere.code, 3);
   EXPECT_NE(nowhere.err.find("cannot connect"), std::string::npos) << nowhere.err;
+}
+
+TEST_F(PortctlTest, FindsTheDaemonWhereTheLibraryLooks) {
+  // No --socket: $PORTD_SOCKET, else $XDG_RUNTIME_DIR/portd.sock (the
+  // fixture's socket is portd.sock in its directory).
+  ASSERT_EQ(daemon.socket_path(), daemon.directory() + "/portd.sock");
+  const std::string elsewhere = daemon.directory() + "/nothing-here";
+  struct Case {
+    std::vector<std::string> env;
+    int code;
+    std::string socket;  // the path it tried
+  } cases[] = {
+      {{"PORTD_SOCKET=" + daemon.socket_path()}, 0, daemon.socket_path()},
+      {{"XDG_RUNTIME_DIR=" + daemon.directory()}, 0, daemon.socket_path()},
+      // $PORTD_SOCKET comes first.
+      {{"PORTD_SOCKET=" + elsewhere + "/portd.sock", "XDG_RUNTIME_DIR=" + daemon.directory()},
+       3,
+       elsewhere + "/portd.sock"},
+      {{"XDG_RUNTIME_DIR=" + elsewhere}, 3, elsewhere + "/portd.sock"},
+  };
+  for (const auto& c : cases) {
+    PortctlProcess p(daemon.directory(), "", {"--json", "status"}, -1, c.env);
+    EXPECT_EQ(p.wait(), c.code) << c.env[0] << "\n" << p.err();
+    if (c.code == 0) {
+      EXPECT_EQ(Json::parse(p.out())["socket"], daemon.socket_path());
+    } else {
+      EXPECT_NE(p.err().find("cannot connect to portd at " + c.socket + ": "), std::string::npos)
+          << p.err();
+    }
+  }
 }
 
 TEST_F(PortctlTest, BytesThatAreNotUtf8AreShownReplaced) {
@@ -552,13 +613,63 @@ TEST_F(PortctlTest, MonitorSeesAKnownSequence) {
     EXPECT_GT(e["seq"].get<uint64_t>(), last_seq);
     last_seq = e["seq"].get<uint64_t>();
     const int64_t time_us = e["time_unix_us"].get<int64_t>();
+    // t0 and t1 are whole milliseconds: an event in t1's millisecond may be
+    // up to 999 microseconds past t1 * 1000.
     EXPECT_GE(time_us, std::max(last_time, t0 * 1000));
-    EXPECT_LE(time_us, t1 * 1000);
+    EXPECT_LT(time_us, (t1 + 1) * 1000);
     last_time = time_us;
     e.erase("seq");
     e.erase("time_unix_us");
     EXPECT_EQ(e, expected[i]) << "event " << i << ": " << e.dump();
   }
+}
+
+TEST_F(PortctlTest, MonitorFiltersByTaskAndByPortAndTask) {
+  auto alpha = connect_or_die(daemon.socket_path(), "alpha");
+  auto beta = connect_or_die(daemon.socket_path(), "beta");
+  auto gamma = connect_or_die(daemon.socket_path(), "gamma");
+  ASSERT_TRUE(alpha && beta && gamma);
+  // Port 1 is alpha's, port 2 beta's, port 3 gamma's; everyone may send to
+  // each of them.
+  const Name pa = ok_name(alpha->bootstrap_check_in("test.filter.a"), "a");
+  const Name pb = ok_name(beta->bootstrap_check_in("test.filter.b"), "b");
+  ok_name(gamma->bootstrap_check_in("test.filter.g"), "g");
+  const Name b_to_a = ok_name(beta->bootstrap_look_up("test.filter.a"), "b->a");
+  const Name a_to_b = ok_name(alpha->bootstrap_look_up("test.filter.b"), "a->b");
+  const Name g_to_b = ok_name(gamma->bootstrap_look_up("test.filter.b"), "g->b");
+  const Name g_to_g = ok_name(gamma->bootstrap_look_up("test.filter.g"), "g->g");
+  const Name a_to_g = ok_name(alpha->bootstrap_look_up("test.filter.g"), "a->g");
+
+  const std::string beta_id = std::to_string(beta->id());
+  PortctlProcess by_task(daemon.directory(), daemon.socket_path(),
+                         {"--json", "monitor", "--task", beta_id, "--count", "4"});
+  PortctlProcess by_port_and_task(daemon.directory(), daemon.socket_path(),
+                                  {"--json", "monitor", "1", "--task", beta_id, "--count", "1"});
+  ASSERT_TRUE(wait_monitors(alpha, 2));
+  send_to(*gamma, g_to_g, 1, "");  // neither beta's nor to beta
+  send_to(*alpha, a_to_g, 2, "");  // neither
+  send_to(*alpha, a_to_b, 3, "");  // to beta's port
+  send_to(*beta, b_to_a, 4, "");   // from beta, to port 1
+  send_to(*gamma, g_to_b, 5, "");  // to beta's port
+  ASSERT_TRUE(beta->receive(pb, ReceiveOptions{std::chrono::milliseconds(0)}).ok());   // 3, by beta
+  ASSERT_TRUE(alpha->receive(pa, ReceiveOptions{std::chrono::milliseconds(0)}).ok());  // 4
+  ASSERT_EQ(by_task.wait(), 0) << by_task.err();
+  ASSERT_EQ(by_port_and_task.wait(), 0) << by_port_and_task.err();
+
+  auto summary = [](const std::string& out) {
+    std::vector<std::string> s;
+    for (const auto& line : lines_of(out)) {
+      const Json e = Json::parse(line);
+      s.push_back(e["event"].get<std::string>() + " " + std::to_string(e["id"].get<int>()) +
+                  " port " + std::to_string(e["port"].get<int>()));
+    }
+    return s;
+  };
+  EXPECT_EQ(summary(by_task.out()), std::vector<std::string>({"send 3 port 2", "send 4 port 1",
+                                                              "send 5 port 2", "receive 3 port 2"}))
+      << by_task.out();
+  EXPECT_EQ(summary(by_port_and_task.out()), std::vector<std::string>({"send 4 port 1"}))
+      << by_port_and_task.out();
 }
 
 TEST_F(PortctlTest, MonitorReportsDestroyedMessages) {
@@ -628,6 +739,22 @@ TEST_F(PortctlTest, MonitorStopsCleanlyOnCtrlC) {
   EXPECT_EQ(monitor.err(), "");
 }
 
+TEST_F(PortctlTest, MonitorExitsWithOneWhenTheDaemonGoes) {
+  auto alpha = connect_or_die(daemon.socket_path(), "alpha");
+  ASSERT_TRUE(alpha);
+  PortctlProcess monitor(daemon.directory(), daemon.socket_path(), {"monitor"});
+  ASSERT_TRUE(wait_monitors(alpha, 1));
+  daemon.stop(SIGTERM);
+  EXPECT_EQ(monitor.wait(), 1) << monitor.err();
+  // Why comes in parentheses: end of stream, or a reset, as the kernel says.
+  const std::string err = monitor.err();
+  EXPECT_EQ(err.rfind("portctl: monitor: the connection to portd was lost (", 0), 0u) << err;
+  EXPECT_EQ(err.find("not connected"), std::string::npos) << err;  // said once
+  ASSERT_GE(err.size(), 2u);
+  EXPECT_EQ(err.substr(err.size() - 2), ")\n") << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
 TEST_F(PortctlTest, TopRanksPortsByTraffic) {
   auto alpha = connect_or_die(daemon.socket_path(), "alpha");
   ASSERT_TRUE(alpha);
@@ -647,12 +774,18 @@ TEST_F(PortctlTest, TopRanksPortsByTraffic) {
     Json frame = Json::parse(line);
     EXPECT_EQ(frame["ports_total"], 3);
     EXPECT_GE(frame["interval_ms"].get<int64_t>(), 20);
-    ASSERT_EQ(frame["ports"].size(), 2u);
-    EXPECT_EQ(frame["ports"][0]["port"], 2);
-    EXPECT_EQ(frame["ports"][0]["msgs_in"], 3);
-    EXPECT_EQ(frame["ports"][0]["delta_in"], 0);
-    EXPECT_EQ(frame["ports"][0]["queued"], 3);
-    EXPECT_EQ(frame["ports"][1]["port"], 3);
+    auto row = [&](uint64_t port, Name name, int in) {
+      const Json receiver = {{"task", alpha->id()},
+                             {"pid", ::getpid()},
+                             {"uid", 0},
+                             {"command", "alpha"},
+                             {"name", name}};
+      return Json{{"port", port},  {"receiver", receiver}, {"msgs_in", in},   {"msgs_out", 0},
+                  {"delta_in", 0}, {"delta_out", 0},       {"in_per_s", 0.0}, {"out_per_s", 0.0},
+                  {"queued", in},  {"qlimit", 5}};
+    };
+    EXPECT_EQ(frame["ports"], Json::array({row(2, ports[1], 3), row(3, ports[2], 1)}))
+        << frame.dump(2);
   }
   Outcome human = run({"top", "--iterations", "1", "--interval", "10"});
   ASSERT_EQ(human.code, 0) << human.err;
@@ -669,6 +802,331 @@ TEST_F(PortctlTest, TopRefreshesUntilCtrlC) {
   EXPECT_EQ(top.out().rfind("portd top: ", 0), 0u) << top.out();
   EXPECT_NE(top.out().find("\n\nportd top: "), std::string::npos) << top.out();
   EXPECT_EQ(top.err(), "");
+}
+
+// ---------------------------------------------------------------------------
+// A busy state: waiters of every kind, a cached message, notification
+// requests of every kind, and every counter moved by a known amount.
+//   beta:  inbox (port 1, qlimit 1, "test.busy.inbox") with no-senders and
+//          port-destroyed requests to beta's notify port (port 2); a set
+//          holding port 4 ("quiet"), on which a thread of beta waits.
+//   alpha: a send right to the inbox with a dead-name request to alpha's
+//          notify port (port 3); one message queued on the inbox, a thread
+//          blocked behind it, another thread's message cached.
+
+class BusyState : public PortctlTest {
+ protected:
+  void SetUp() override {
+    PortctlTest::SetUp();
+    alpha = connect_or_die(daemon.socket_path(), "alpha");
+    beta = connect_or_die(daemon.socket_path(), "beta");
+    ASSERT_TRUE(alpha && beta);
+    inbox = ok_name(beta->allocate(Right::kReceive), "inbox");             // port 1
+    b_notify = ok_name(beta->allocate(Right::kReceive), "beta notify");    // port 2
+    a_notify = ok_name(alpha->allocate(Right::kReceive), "alpha notify");  // port 3
+    quiet = ok_name(beta->allocate(Right::kReceive), "quiet");             // port 4
+    set = ok_name(beta->allocate(Right::kPortSet), "set");                 // set 1
+    ASSERT_EQ(beta->move_member(quiet, set), Status::kSuccess);
+    ASSERT_EQ(beta->set_qlimit(inbox, 1), Status::kSuccess);
+    ASSERT_EQ(beta->bootstrap_register("test.busy.inbox", inbox), Status::kSuccess);
+    a_inbox = ok_name(alpha->bootstrap_look_up("test.busy.inbox"), "look up");
+    ASSERT_TRUE(beta->request_notification(inbox, Notification::kNoSenders, 0, b_notify,
+                                           Disposition::kMakeSendOnce)
+                    .ok());
+    ASSERT_TRUE(beta->request_notification(inbox, Notification::kPortDestroyed, 0, b_notify,
+                                           Disposition::kMakeSendOnce)
+                    .ok());
+    ASSERT_TRUE(alpha
+                    ->request_notification(a_inbox, Notification::kDeadName, 0, a_notify,
+                                           Disposition::kMakeSendOnce)
+                    .ok());
+
+    // Counters: 1 received, 1 destroyed, 1 notification (send-once), and
+    // the refused send below. (Port 5 comes and goes.)
+    const Name scratch = ok_name(beta->allocate(Right::kReceive), "scratch");
+    ASSERT_EQ(beta->insert_right(scratch, scratch, Disposition::kMakeSend), Status::kSuccess);
+    send_to(*beta, scratch, 90, "kept");
+    ASSERT_EQ(beta->receive(scratch, ReceiveOptions{std::chrono::milliseconds(0)}).status(),
+              Status::kSuccess);
+    send_to(*beta, scratch, 91, "dropped");
+    ASSERT_EQ(beta->mod_refs(scratch, Right::kReceive, -1), Status::kSuccess);
+    auto once = alpha->extract_right(a_notify, Disposition::kMakeSendOnce);
+    ASSERT_TRUE(once.ok());
+    ASSERT_EQ(alpha->deallocate(once->name), Status::kSuccess);  // -> a send-once notification
+    ASSERT_EQ(alpha->receive(a_notify, ReceiveOptions{std::chrono::milliseconds(5000)}).status(),
+              Status::kSuccess);
+
+    send_to(*alpha, a_inbox, 1, "one");  // the queue is full now
+    OutgoingMessage refused;
+    refused.set_remote(a_inbox, Disposition::kCopySend).set_id(9);
+    ASSERT_EQ(alpha->send(refused, SendOptions{std::chrono::milliseconds(0)}),
+              Status::kSendTimedOut);
+
+    blocked = std::thread([this] {
+      blocked_thread = static_cast<uint64_t>(::gettid());
+      OutgoingMessage m;
+      m.set_remote(a_inbox, Disposition::kCopySend).set_id(2).set_body("blocked");
+      blocked_status = alpha->send(m);  // waits for room
+    });
+    ASSERT_TRUE(wait_until([&] { return port_json(1)["waiting_senders"] == 1; }));
+    std::thread cacher([this] {
+      cached_thread = static_cast<uint64_t>(::gettid());
+      OutgoingMessage m;
+      m.set_remote(a_inbox, Disposition::kCopySend).set_id(3).set_body("cached!");
+      SendOptions o{std::chrono::milliseconds(0)};
+      o.cache = true;
+      o.notify = a_notify;
+      cached_status = alpha->send(m, o);
+    });
+    cacher.join();
+    ASSERT_EQ(cached_status, Status::kSendWillNotify);
+
+    waiting = std::thread([this] {
+      auto got = beta->receive(set, ReceiveOptions{std::chrono::milliseconds(20000)});
+      waiting_status = got.status();
+      if (got) waiting_id = got->id;
+    });
+    ASSERT_TRUE(wait_until([&] { return json({"sets"})[0]["waiting_receivers"] == 1; }));
+    pid = ::getpid();
+  }
+  void TearDown() override {
+    // Wake everyone: room for the blocked and the cached message, and a
+    // message for the waiting receiver.
+    for (int i = 0; i < 3 && beta; ++i)
+      (void)beta->receive(inbox, ReceiveOptions{std::chrono::milliseconds(5000)});
+    if (beta) {
+      EXPECT_EQ(beta->insert_right(quiet, quiet, Disposition::kMakeSend), Status::kSuccess);
+      send_to(*beta, quiet, 77, "");
+    }
+    if (blocked.joinable()) {
+      blocked.join();
+      EXPECT_EQ(blocked_status, Status::kSuccess);
+    }
+    if (waiting.joinable()) {
+      waiting.join();
+      EXPECT_EQ(waiting_status, Status::kSuccess);
+      EXPECT_EQ(waiting_id, 77);
+    }
+  }
+
+  Json port_json(uint64_t id) { return json({"port", std::to_string(id)}); }
+  template <typename F>
+  bool wait_until(F condition) {
+    for (int i = 0; i < 1000; ++i) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  Json task_ref(const std::shared_ptr<Task>& t, const char* command) {
+    return Json{{"task", t->id()}, {"pid", pid}, {"uid", 0}, {"command", command}};
+  }
+
+  std::shared_ptr<Task> alpha, beta;
+  Name inbox = 0, b_notify = 0, a_notify = 0, quiet = 0, set = 0, a_inbox = 0;
+  uint32_t pid = 0;
+  std::thread blocked, waiting;
+  std::atomic<uint64_t> blocked_thread{0}, cached_thread{0};
+  Status blocked_status = Status::kFailure, cached_status = Status::kFailure,
+         waiting_status = Status::kFailure;
+  int32_t waiting_id = 0;
+};
+
+TEST_F(BusyState, StatusCountsEveryKindOfMessage) {
+  Json j = json({"status"});
+  EXPECT_EQ(j["tasks"], 3);  // alpha, beta, portctl
+  EXPECT_EQ(j["ports"], 4);
+  EXPECT_EQ(j["port_sets"], 1);
+  // On the inbox: "one", and the blocked sender's message, which waits
+  // outside the queue; the cached one is held beside it.
+  EXPECT_EQ(j["queued_messages"], 1);
+  EXPECT_EQ(j["queued_bytes"], 3);
+  EXPECT_EQ(j["bootstrap_names"], 1);
+  // Every send a client asked for ends received, destroyed or refused, or is
+  // in flight; notifications are counted apart.
+  const Json counters = {
+      {"messages_sent", 6},       // "kept", "dropped", "one", id 9, the blocked and the cached
+      {"messages_received", 1},   // "kept"
+      {"messages_destroyed", 1},  // "dropped"
+      {"messages_refused", 1},    // id 9, timed out
+      {"messages_in_flight", 3},  // "one", the blocked and the cached
+      {"destroyed", {{"port_died", 1}, {"too_large", 0}, {"sender_died", 0}}},
+      {"notifications", 1},  // send-once
+      {"notifications_received", 1},
+      {"notifications_destroyed", 0}};
+  EXPECT_EQ(j["counters"], counters) << j.dump(2);
+}
+
+TEST_F(BusyState, PortsShowWaitersCachedMessagesAndRequests) {
+  Json ports = json({"ports"});
+  ASSERT_EQ(ports.size(), 4u) << ports.dump(2);
+  const Json requests_none = {{"no_senders", false}, {"port_destroyed", false}, {"dead_name", 0}};
+  auto item = [&](uint64_t id, const std::shared_ptr<Task>& t, const char* command, Name name) {
+    Json receiver = task_ref(t, command);
+    receiver["name"] = name;
+    return Json{{"port", id},
+                {"receiver", receiver},
+                {"qlimit", 5},
+                {"queued", 0},
+                {"send_rights", 0},
+                {"send_once_rights", 0},
+                {"make_send_count", 0},
+                {"seqno", 0},
+                {"set", nullptr},
+                {"msgs_in", 0},
+                {"msgs_out", 0},
+                {"waiting_senders", 0},
+                {"waiting_receivers", 0},
+                {"cached", 0},
+                {"registered", 0},
+                {"requests", requests_none}};
+  };
+  Json expected = Json::array();
+  Json in = item(1, beta, "beta", inbox);
+  in["qlimit"] = 1;
+  in["queued"] = 1;
+  // The send rights: alpha's, the registry's, and one for each message
+  // waiting to get in (queued, blocked, cached).
+  in["send_rights"] = 5;
+  in["make_send_count"] = 1;
+  in["msgs_in"] = 1;
+  in["waiting_senders"] = 1;
+  in["cached"] = 1;
+  in["registered"] = 1;
+  in["requests"] = {{"no_senders", true}, {"port_destroyed", true}, {"dead_name", 1}};
+  expected.push_back(in);
+  // beta's notify port: the two send-once rights its requests hold.
+  Json bn = item(2, beta, "beta", b_notify);
+  bn["send_once_rights"] = 2;
+  expected.push_back(bn);
+  // alpha's: the dead-name request's send-once right, and the cached
+  // message's notify right; one message in and out (the send-once
+  // notification).
+  Json an = item(3, alpha, "alpha", a_notify);
+  an["send_once_rights"] = 2;
+  an["seqno"] = 1;
+  an["msgs_in"] = 1;
+  an["msgs_out"] = 1;
+  expected.push_back(an);
+  // quiet: in the set, whose receiver waits on the set, not on the port.
+  Json q = item(4, beta, "beta", quiet);
+  q["set"] = {{"set", 1}, {"name", set}};
+  expected.push_back(q);
+  EXPECT_EQ(ports, expected) << ports.dump(2);
+
+  Json sets = json({"sets"});
+  ASSERT_EQ(sets.size(), 1u);
+  EXPECT_EQ(sets[0]["waiting_receivers"], 1);
+  EXPECT_EQ(sets[0]["members"], Json::array({{{"port", 4}, {"name", quiet}}}));
+}
+
+TEST_F(BusyState, PortDetailShowsWhoWaitsAndWhereNotificationsGo) {
+  Json d = port_json(1);
+  Json sender = task_ref(alpha, "alpha");
+  auto with = [](Json j, const char* key, Json value) {
+    j[key] = std::move(value);
+    return j;
+  };
+  EXPECT_EQ(d["holders"], Json::array({with(with(with(task_ref(alpha, "alpha"), "name", a_inbox),
+                                                 "rights", Json::array({"send"})),
+                                            "urefs", 1),
+                                       with(with(with(task_ref(beta, "beta"), "name", inbox),
+                                                 "rights", Json::array({"receive"})),
+                                            "urefs", 0)}))
+      << d.dump(2);
+  // In line order: the blocked sender, then the cached message.
+  EXPECT_EQ(
+      d["senders"],
+      Json::array(
+          {with(with(with(with(sender, "thread", blocked_thread.load()), "cached", false), "id", 2),
+                "size", 24 + 7),
+           with(with(with(with(sender, "thread", cached_thread.load()), "cached", true), "id", 3),
+                "size", 24 + 7)}))
+      << d.dump(2);
+  EXPECT_EQ(d["receivers"], Json::array());
+  EXPECT_EQ(d["notify_requests"],
+            Json({{"no_senders", 2},
+                  {"port_destroyed", 2},
+                  {"dead_name", Json::array({with(with(task_ref(alpha, "alpha"), "name", a_inbox),
+                                                  "notify_port", 3)})}}))
+      << d.dump(2);
+  EXPECT_EQ(d["bootstrap_names"], Json::array({"test.busy.inbox"}));
+  ASSERT_EQ(d["queue"].size(), 1u);
+  EXPECT_EQ(d["queue"][0]["id"], 1);
+
+  // A receiver waiting on the set is shown on its member, via the set.
+  Json q = port_json(4);
+  EXPECT_EQ(q["receivers"],
+            Json::array({with(with(task_ref(beta, "beta"), "via", "set"), "timeout_ms", 20000)}))
+      << q.dump(2);
+  EXPECT_EQ(q["senders"], Json::array());
+
+  // The human view shows the same.
+  Outcome human = run({"port", "1"});
+  ASSERT_EQ(human.code, 0) << human.err;
+  EXPECT_NE(human.out.find("waiting          1 senders, 0 receivers, 1 cached"), std::string::npos)
+      << human.out;
+  EXPECT_NE(
+      human.out.find("requests         no-senders port 2, port-destroyed port 2, dead-name 1"),
+      std::string::npos)
+      << human.out;
+}
+
+// Every field of every JSON answer is in docs/portctl.md's schema (as
+// `field` or "field"): the schema is documented, and what is documented is
+// what consumers get.
+TEST_F(BusyState, EveryJsonFieldIsDocumented) {
+  std::ifstream in(PORTD_SOURCE_DIR "/docs/portctl.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  std::set<std::string> fields;
+  std::function<void(const Json&)> collect = [&](const Json& j) {
+    if (j.is_object()) {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        fields.insert(it.key());
+        collect(it.value());
+      }
+    } else if (j.is_array()) {
+      for (const auto& e : j) collect(e);
+    }
+  };
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"status"},
+                                               {"tasks"},
+                                               {"ports"},
+                                               {"port", "1"},
+                                               {"port", "4"},
+                                               {"rights", std::to_string(alpha->id())},
+                                               {"rights", std::to_string(beta->id())},
+                                               {"sets"},
+                                               {"names"},
+                                               {"uids"}}) {
+    collect(json(args));
+  }
+  Outcome top = run({"--json", "top", "--iterations", "1", "--interval", "10"});
+  ASSERT_EQ(top.code, 0) << top.err;
+  collect(Json::parse(top.out));
+  // A monitor event with a descriptor of each kind.
+  const Name extra = ok_name(beta->allocate(Right::kReceive), "extra");  // port 6
+  PortctlProcess monitor(daemon.directory(), daemon.socket_path(),
+                         {"--json", "monitor", "6", "--count", "1"});
+  ASSERT_TRUE(wait_monitors(alpha, 1));
+  OutgoingMessage m;
+  m.set_remote(extra, Disposition::kMakeSend).set_id(5);
+  m.add_port(b_notify, Disposition::kMakeSend);
+  const auto ool = bytes_of("out of line");
+  m.add_ool_copy(ool);
+  m.add_ool_ports({b_notify}, Disposition::kMakeSend);
+  ASSERT_EQ(beta->send(m, SendOptions{std::chrono::milliseconds(0)}), Status::kSuccess);
+  ASSERT_EQ(monitor.wait(), 0) << monitor.err();
+  collect(Json::parse(monitor.out()));
+  for (const auto& f : fields) {
+    EXPECT_TRUE(doc.find("`" + f + "`") != std::string::npos ||
+                doc.find("\"" + f + "\"") != std::string::npos)
+        << "field " << f << " is not in docs/portctl.md";
+  }
+  EXPECT_GE(fields.size(), 100u);  // the answers above were not empty
 }
 
 // ---------------------------------------------------------------------------

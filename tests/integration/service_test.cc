@@ -3,6 +3,7 @@
 // invalid configuration, journald-style logging. The real daemon binary,
 // real sockets.
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -160,6 +161,29 @@ void round_trip(RawClient& c, uint64_t id, uint32_t port) {
   }));
 }
 
+// Sends `port` a message carrying `count` send rights to itself (MAKE_SEND
+// descriptors); the reply's status and limit.
+std::pair<int32_t, std::string> send_descriptors(RawClient& c, uint64_t id, uint32_t port,
+                                                 unsigned count) {
+  EXPECT_TRUE(c.request(id, [&](auto r) {
+    auto m = r.initSend().initMessage();
+    m.setRemote(port);
+    m.setRemoteDisposition(20);  // MAKE_SEND
+    auto d = m.initDescriptors(count);
+    for (unsigned i = 0; i < count; ++i) {
+      auto p = d[i].initPort();
+      p.setName(port);
+      p.setDisposition(20);
+    }
+  }));
+  std::pair<int32_t, std::string> out{-1, ""};
+  EXPECT_TRUE(c.next_reply([&](wire::Reply::Reader reply, auto&) {
+    EXPECT_EQ(reply.getId(), id);
+    out = {reply.getStatus(), reply.getLimit()};
+  }));
+  return out;
+}
+
 bool exited_cleanly(int status) {
   return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
@@ -213,6 +237,34 @@ TEST(SocketActivation, ServesOnThePassedSocketAndLeavesItInPlace) {
   const int accepted = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   EXPECT_GE(accepted, 0);
   if (accepted >= 0) ::close(accepted);
+}
+
+// Without --socket (and without systemd), the path clients resolve:
+// $PORTD_SOCKET, else $XDG_RUNTIME_DIR/portd.sock (an empty variable counts
+// as unset).
+TEST(SocketPath, FromTheEnvironmentAsClientsResolveIt) {
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> env;
+    std::string path;
+  } cases[] = {
+      {{"PORTD_SOCKET=" + (dir / "env.sock"), "XDG_RUNTIME_DIR=" + (dir / "xdg")},
+       dir / "env.sock"},
+      {{"PORTD_SOCKET=", "XDG_RUNTIME_DIR=" + (dir / "xdg")}, dir / "xdg/portd.sock"},
+  };
+  for (const auto& c : cases) {
+    DaemonLaunch launch;
+    launch.socket_flag = false;
+    launch.env = c.env;
+    launch.wait_path = c.path;
+    DaemonProcess daemon(launch);
+    ASSERT_TRUE(daemon.started()) << c.path;
+    EXPECT_TRUE(daemon.wait_for_log("serving on " + c.path + " (created)")) << daemon.log();
+    RawClient client(c.path);
+    EXPECT_NE(client.hello("env"), 0u);
+    EXPECT_TRUE(exited_cleanly(daemon.stop(SIGTERM))) << daemon.log();
+    EXPECT_FALSE(exists(c.path));
+  }
 }
 
 TEST(SocketActivation, AManualPortdDoesNotTakeOverTheUnitsSocket) {
@@ -356,15 +408,19 @@ TEST(Reload, NewLimitsAndLogLevelForNewOperationsClientsStay) {
   // At warn, connects (info) are not logged.
   EXPECT_EQ(daemon.log().find("connected"), std::string::npos) << daemon.log();
 
+  EXPECT_EQ(send_descriptors(a, 25, a_ports[1], 2),
+            std::make_pair(code(Status::kSuccess), std::string()));
+
   write_file(config,
-             "[log]\nlevel = \"debug\"\n[socket]\nmode = 0o600\n"
+             "[log]\nlevel = \"debug\"\n[socket]\nmode = 0o600\n[limits]\nmax_descriptors = 1\n"
              "[quota.task]\nports = 2\nport_sets = 100\n");
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
-  ASSERT_TRUE(daemon.wait_for_log("configuration reloaded from " + config + ": 2 changes applied"))
+  ASSERT_TRUE(daemon.wait_for_log("configuration reloaded from " + config + ": 3 changes applied"))
       << daemon.log();
   const std::string log = daemon.log();
   EXPECT_NE(log.find("reload: log.level: \"warn\" -> \"debug\""), std::string::npos) << log;
   EXPECT_NE(log.find("reload: quota.task.ports: 16384 -> 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("reload: limits.max_descriptors: 1024 -> 1"), std::string::npos) << log;
   EXPECT_NE(log.find("reload: socket.mode: 0o666 -> 0o600 needs a restart; it stays 0o666"),
             std::string::npos)
       << log;
@@ -386,8 +442,12 @@ TEST(Reload, NewLimitsAndLogLevelForNewOperationsClientsStay) {
   EXPECT_EQ(third.limit, "ports");
 
   // The old client is still connected; what it holds stays usable, and its
-  // new charges meet the new quota.
+  // new charges meet the new quota, its messages the new descriptor limit.
   round_trip(a, 30, a_ports[2]);
+  EXPECT_EQ(send_descriptors(a, 34, a_ports[1], 2),
+            std::make_pair(code(Status::kSendTooLarge), std::string("message_descriptors")));
+  EXPECT_EQ(send_descriptors(a, 35, a_ports[1], 1),
+            std::make_pair(code(Status::kSuccess), std::string()));
   Allocation more = allocate(a, 32);
   EXPECT_EQ(more.status, code(Status::kResourceShortage));
   EXPECT_EQ(more.limit, "ports");
@@ -478,7 +538,9 @@ struct PortdRun {
   std::string err;
 };
 
-PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+// `as_uid` >= 0: as that uid (and gid), which needs root.
+PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                   int as_uid = -1) {
   TempDir dir;
   PortdRun run;
   const std::string out = dir / "out", err = dir / "err";
@@ -488,6 +550,9 @@ PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::
     const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(o, 1);
     ::dup2(e, 2);
+    if (as_uid >= 0 &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(as_uid) != 0 || ::setuid(as_uid) != 0))
+      ::_exit(126);
     for (const auto& v : env) ::putenv(const_cast<char*>(v.c_str()));
     if (std::find(env.begin(), env.end(), "JOURNAL_STREAM=stderr") != env.end()) {
       struct stat st;
@@ -513,6 +578,28 @@ PortdRun run_portd(const std::vector<std::string>& args, const std::vector<std::
 }
 
 int exit_code(const PortdRun& r) { return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1; }
+
+// The README's first command, run by a user whose session has no
+// $XDG_RUNTIME_DIR: the last default, /run/portd/portd.sock, is root's, and
+// the error says how to choose a socket.
+TEST(BadConfig, AUserWithoutASocketOfItsOwnIsToldHowToChooseOne) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run portd as another uid";
+  const std::vector<std::string> no_path = {"PORTD_SOCKET=", "XDG_RUNTIME_DIR="};
+  PortdRun r = run_portd({"--config", "/dev/null"}, no_path, 65534);
+  if (exit_code(r) == 127) GTEST_SKIP() << "uid 65534 cannot execute " << PORTD_BINARY;
+  EXPECT_EQ(exit_code(r), 1) << r.err;
+  EXPECT_NE(r.err.find("critical cannot "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/run/portd/portd.sock is the system daemon's socket: as a user, give "
+                       "--socket PATH or set $PORTD_SOCKET or $XDG_RUNTIME_DIR (clients look in "
+                       "the same places)\n"),
+            std::string::npos)
+      << r.err;
+  // A path someone chose fails without the hint.
+  r = run_portd({"--config", "/dev/null", "--socket", "/proc/portd-nowhere/portd.sock"}, no_path);
+  EXPECT_EQ(exit_code(r), 1) << r.err;
+  EXPECT_NE(r.err.find("/proc/portd-nowhere"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("system daemon's socket"), std::string::npos) << r.err;
+}
 
 TEST(BadConfig, RefusedAtStartNamingTheKey) {
   TempDir dir;
@@ -671,10 +758,14 @@ TEST(Logging, JournalFormatWhenStderrIsTheJournal) {
   ASSERT_TRUE(daemon.wait_for_log("task " + task + " disconnected")) << daemon.log();
   const std::string log = daemon.log();
   // Priority prefixes, no timestamps: info <6>, warn (a violation) <4>.
-  EXPECT_NE(log.find("\n<6>task " + task + " connected: pid " + std::to_string(::getpid())),
+  const std::string who =
+      "pid " + std::to_string(::getpid()) + " uid " + std::to_string(::getuid());
+  EXPECT_NE(log.find("\n<6>task " + task + " connected: " + who + " gid " +
+                     std::to_string(::getgid()) + "\n"),
             std::string::npos)
       << log;
   EXPECT_NE(log.find("\n<4>task " + task + " disconnected (violation: "), std::string::npos) << log;
+  EXPECT_NE(log.find("): " + who + " command 'journal'\n"), std::string::npos) << log;
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);)
     EXPECT_TRUE(std::regex_match(line, std::regex("<[2-7]>[^<].*"))) << line;

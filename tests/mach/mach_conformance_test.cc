@@ -121,8 +121,8 @@ TEST(MachConformance, no_daemon) {
       << outcome.output;
 }
 
-// Out-of-line memory, received: libportd cannot send it yet, so a raw client
-// plays the sender (a sealed memfd, as the daemon requires).
+// Out-of-line memory, received from a sender that is not libportd: a raw
+// client sends a sealed memfd (as the daemon requires) straight over the wire.
 TEST(MachConformance, ool_receive) {
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.started());

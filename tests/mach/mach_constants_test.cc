@@ -1,10 +1,13 @@
-// The Mach headers compiled as C++: every status code they define is the
-// portd::Status the daemon answers with, and the option bits, ids and sizes
-// the library relies on are XNU's.
+// The Mach headers compiled as C++: every constant, size and offset of XNU's
+// 64-bit user ABI that MACH-ABI.md lists has XNU's value; every status code
+// they define is the portd::Status the daemon answers with; and the
+// extension's values are ones XNU leaves unused. (Compile-time checks: a
+// wrong value fails the build of this test.)
 #include <gtest/gtest.h>
 #include <mach/mach.h>
 #include <servers/bootstrap.h>
 
+#include <cstddef>
 #include <type_traits>
 
 #include "portd/status.h"
@@ -95,6 +98,109 @@ static_assert(MACH_NOTIFY_DEAD_NAME == static_cast<int>(portd::Notification::kDe
 static_assert(MACH_NOTIFY_NO_SENDERS == static_cast<int>(portd::Notification::kNoSenders));
 static_assert(MACH_NOTIFY_PORT_DESTROYED == static_cast<int>(portd::Notification::kPortDestroyed));
 static_assert(std::is_same_v<mach_port_t, uint32_t>);
+
+// XNU's 64-bit user ABI, value by value (../shared/MACH-ABI.md): programs
+// built against these headers must mean on portd what they mean on macOS.
+// Types and layouts.
+static_assert(sizeof(natural_t) == 4 && sizeof(mach_port_t) == 4 && sizeof(mach_port_name_t) == 4 &&
+              sizeof(mach_msg_timeout_t) == 4);
+static_assert(std::is_same_v<mach_msg_id_t, int> && std::is_same_v<kern_return_t, int> &&
+              std::is_same_v<mach_msg_return_t, kern_return_t>);
+static_assert(MACH_MSG_TIMEOUT_NONE == 0);
+static_assert(sizeof(mach_msg_header_t) == 24);
+static_assert(offsetof(mach_msg_header_t, msgh_bits) == 0 &&
+              offsetof(mach_msg_header_t, msgh_size) == 4 &&
+              offsetof(mach_msg_header_t, msgh_remote_port) == 8 &&
+              offsetof(mach_msg_header_t, msgh_local_port) == 12 &&
+              offsetof(mach_msg_header_t, msgh_voucher_port) == 16 &&
+              offsetof(mach_msg_header_t, msgh_id) == 20);
+static_assert(sizeof(mach_msg_body_t) == 4 && sizeof(mach_msg_base_t) == 28);
+static_assert(sizeof(mach_msg_port_descriptor_t) == 12 && sizeof(mach_msg_ool_descriptor_t) == 16 &&
+              sizeof(mach_msg_ool_ports_descriptor_t) == 16);
+static_assert(offsetof(mach_msg_ool_descriptor_t, size) == 12 &&
+              offsetof(mach_msg_ool_ports_descriptor_t, count) == 12);
+static_assert(MACH_MSG_PORT_DESCRIPTOR == 0 && MACH_MSG_OOL_DESCRIPTOR == 1 &&
+              MACH_MSG_OOL_PORTS_DESCRIPTOR == 2 && MACH_MSG_OOL_VOLATILE_DESCRIPTOR == 3 &&
+              MACH_MSG_GUARDED_PORT_DESCRIPTOR == 4);
+static_assert(MACH_MSG_PHYSICAL_COPY == 0 && MACH_MSG_VIRTUAL_COPY == 1 && MACH_MSG_ALLOCATE == 2);
+// Header bits and dispositions.
+static_assert(MACH_MSGH_BITS_REMOTE_MASK == 0x1f && MACH_MSGH_BITS_LOCAL_MASK == 0x1f00 &&
+              MACH_MSGH_BITS_VOUCHER_MASK == 0x1f0000 && MACH_MSGH_BITS_COMPLEX == 0x80000000u);
+static_assert(MACH_MSGH_BITS(3, 5) == (3 | (5 << 8)) && MACH_MSGH_BITS_REMOTE(0x1213) == 0x13 &&
+              MACH_MSGH_BITS_LOCAL(0x1213) == 0x12);
+static_assert(MACH_MSG_TYPE_MOVE_RECEIVE == 16 && MACH_MSG_TYPE_MOVE_SEND == 17 &&
+              MACH_MSG_TYPE_MOVE_SEND_ONCE == 18 && MACH_MSG_TYPE_COPY_SEND == 19 &&
+              MACH_MSG_TYPE_MAKE_SEND == 20 && MACH_MSG_TYPE_MAKE_SEND_ONCE == 21 &&
+              MACH_MSG_TYPE_COPY_RECEIVE == 22);
+static_assert(MACH_MSG_TYPE_PORT_RECEIVE == 16 && MACH_MSG_TYPE_PORT_SEND == 17 &&
+              MACH_MSG_TYPE_PORT_SEND_ONCE == 18 && MACH_MSG_TYPE_PORT_NAME == 15);
+// Options and trailers.
+static_assert(MACH_SEND_MSG == 0x1 && MACH_RCV_MSG == 0x2 && MACH_RCV_LARGE == 0x4 &&
+              MACH_SEND_TIMEOUT == 0x10 && MACH_SEND_INTERRUPT == 0x40 &&
+              MACH_SEND_NOTIFY == 0x80 && MACH_RCV_TIMEOUT == 0x100 && MACH_RCV_INTERRUPT == 0x400);
+static_assert(MACH_RCV_TRAILER_TYPE(0x12) == (0x2u << 28) &&
+              MACH_RCV_TRAILER_ELEMENTS(0x13) == (0x3u << 24));
+static_assert(MACH_RCV_TRAILER_NULL == 0 && MACH_RCV_TRAILER_SEQNO == 1 &&
+              MACH_RCV_TRAILER_SENDER == 2 && MACH_RCV_TRAILER_AUDIT == 3 &&
+              MACH_RCV_TRAILER_CTX == 4);
+static_assert(sizeof(mach_msg_trailer_t) == 8 && sizeof(mach_msg_seqno_trailer_t) == 12 &&
+              sizeof(mach_msg_security_trailer_t) == 20 && sizeof(mach_msg_audit_trailer_t) == 52);
+static_assert(offsetof(mach_msg_audit_trailer_t, msgh_audit) == 20 && sizeof(audit_token_t) == 32);
+// Return codes.
+static_assert(MACH_MSG_SUCCESS == 0 && MACH_SEND_IN_PROGRESS == 0x10000001 &&
+              MACH_SEND_INVALID_DATA == 0x10000002 && MACH_SEND_INVALID_DEST == 0x10000003 &&
+              MACH_SEND_TIMED_OUT == 0x10000004 && MACH_SEND_INTERRUPTED == 0x10000007 &&
+              MACH_SEND_MSG_TOO_SMALL == 0x10000008 && MACH_SEND_INVALID_REPLY == 0x10000009 &&
+              MACH_SEND_INVALID_RIGHT == 0x1000000a && MACH_SEND_INVALID_NOTIFY == 0x1000000b &&
+              MACH_SEND_INVALID_MEMORY == 0x1000000c && MACH_SEND_NO_BUFFER == 0x1000000d &&
+              MACH_SEND_TOO_LARGE == 0x1000000e && MACH_SEND_INVALID_TYPE == 0x1000000f &&
+              MACH_SEND_INVALID_HEADER == 0x10000010 && MACH_SEND_INVALID_TRAILER == 0x10000011 &&
+              MACH_SEND_INVALID_OPTIONS == 0x10000013);
+static_assert(MACH_RCV_IN_PROGRESS == 0x10004001 && MACH_RCV_INVALID_NAME == 0x10004002 &&
+              MACH_RCV_TIMED_OUT == 0x10004003 && MACH_RCV_TOO_LARGE == 0x10004004 &&
+              MACH_RCV_INTERRUPTED == 0x10004005 && MACH_RCV_PORT_CHANGED == 0x10004006 &&
+              MACH_RCV_INVALID_NOTIFY == 0x10004007 && MACH_RCV_INVALID_DATA == 0x10004008 &&
+              MACH_RCV_PORT_DIED == 0x10004009 && MACH_RCV_IN_SET == 0x1000400a &&
+              MACH_RCV_HEADER_ERROR == 0x1000400b && MACH_RCV_BODY_ERROR == 0x1000400c);
+static_assert(KERN_SUCCESS == 0 && KERN_INVALID_ADDRESS == 1 && KERN_PROTECTION_FAILURE == 2 &&
+              KERN_NO_SPACE == 3 && KERN_INVALID_ARGUMENT == 4 && KERN_FAILURE == 5 &&
+              KERN_RESOURCE_SHORTAGE == 6 && KERN_NOT_RECEIVER == 7 && KERN_NO_ACCESS == 8 &&
+              KERN_ALREADY_IN_SET == 11 && KERN_NOT_IN_SET == 12 && KERN_NAME_EXISTS == 13 &&
+              KERN_ABORTED == 14 && KERN_INVALID_NAME == 15 && KERN_INVALID_TASK == 16 &&
+              KERN_INVALID_RIGHT == 17 && KERN_INVALID_VALUE == 18 && KERN_UREFS_OVERFLOW == 19 &&
+              KERN_INVALID_CAPABILITY == 20 && KERN_RIGHT_EXISTS == 21 &&
+              KERN_NOT_SUPPORTED == 46 && KERN_OPERATION_TIMED_OUT == 49 && KERN_DENIED == 53 &&
+              KERN_NOT_FOUND == 56);
+// Ports.
+static_assert(MACH_PORT_NULL == 0 && MACH_PORT_DEAD == ~0u);
+static_assert(MACH_PORT_RIGHT_SEND == 0 && MACH_PORT_RIGHT_RECEIVE == 1 &&
+              MACH_PORT_RIGHT_SEND_ONCE == 2 && MACH_PORT_RIGHT_PORT_SET == 3 &&
+              MACH_PORT_RIGHT_DEAD_NAME == 4);
+static_assert(MACH_PORT_TYPE_SEND == 0x10000 && MACH_PORT_TYPE_RECEIVE == 0x20000 &&
+              MACH_PORT_TYPE_SEND_ONCE == 0x40000 && MACH_PORT_TYPE_PORT_SET == 0x80000 &&
+              MACH_PORT_TYPE_DEAD_NAME == 0x100000 && MACH_PORT_TYPE_DNREQUEST == 0x80000000u);
+static_assert(MACH_PORT_QLIMIT_ZERO == 0 && MACH_PORT_QLIMIT_BASIC == 5 &&
+              MACH_PORT_QLIMIT_SMALL == 16 && MACH_PORT_QLIMIT_LARGE == 1024 &&
+              MACH_PORT_QLIMIT_DEFAULT == 5 && MACH_PORT_QLIMIT_MAX == 1024);
+static_assert(MACH_PORT_LIMITS_INFO == 1 && MACH_PORT_RECEIVE_STATUS == 2);
+static_assert(sizeof(mach_port_limits_t) == 4 && sizeof(mach_port_status_t) == 40 &&
+              MACH_PORT_RECEIVE_STATUS_COUNT == 10 && MACH_PORT_LIMITS_INFO_COUNT == 1);
+static_assert(MACH_PORT_UREFS_MAX == 0xffff);
+// Notifications.
+static_assert(MACH_NOTIFY_FIRST == 64 && MACH_NOTIFY_PORT_DELETED == 65 &&
+              MACH_NOTIFY_SEND_POSSIBLE == 66 && MACH_NOTIFY_PORT_DESTROYED == 69 &&
+              MACH_NOTIFY_NO_SENDERS == 70 && MACH_NOTIFY_SEND_ONCE == 71 &&
+              MACH_NOTIFY_DEAD_NAME == 72);
+static_assert(sizeof(NDR_record_t) == 8);
+static_assert(offsetof(mach_dead_name_notification_t, not_port) == 32 &&
+              offsetof(mach_no_senders_notification_t, not_count) == 32 &&
+              offsetof(mach_port_destroyed_notification_t, not_port) == 28);
+// Bootstrap.
+static_assert(sizeof(name_t) == 128 && BOOTSTRAP_MAX_NAME_LEN == 128);
+static_assert(BOOTSTRAP_SUCCESS == 0 && BOOTSTRAP_NOT_PRIVILEGED == 1100 &&
+              BOOTSTRAP_NAME_IN_USE == 1101 && BOOTSTRAP_UNKNOWN_SERVICE == 1102 &&
+              BOOTSTRAP_SERVICE_ACTIVE == 1103 && BOOTSTRAP_BAD_COUNT == 1104 &&
+              BOOTSTRAP_NO_MEMORY == 1105);
 
 // The extension's values are ones XNU does not use.
 static_assert(PORTD_NOTIFY_MSG_ACCEPTED > MACH_NOTIFY_DEAD_NAME &&

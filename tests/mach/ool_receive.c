@@ -1,6 +1,6 @@
 /*
- * Receiving out-of-line memory: the runner (a raw client of the daemon, since
- * libportd does not send out-of-line memory yet) sends a message with two
+ * Receiving out-of-line memory: the runner (a raw client of the daemon, not
+ * libportd: a memfd sealed by someone else) sends a message with two
  * regions, 1 MiB and empty, to the service this program checks in. The
  * region arrives mapped into our address space, readable and writable (a
  * private copy), and vm_deallocate unmaps it.

@@ -1,7 +1,9 @@
 /*
- * Rights and reference counts: allocate, insert, extract, mod_refs, get_refs,
- * type, names, destroy, deallocate, dead names, the urefs cap, construct and
- * destruct, attributes, and the names the library reserves.
+ * Rights and reference counts: allocate, insert (under the port's name and
+ * under a chosen one), extract, mod_refs, get_refs, type, names, destroy (of
+ * every kind of right), deallocate, dead names, the urefs cap, construct and
+ * destruct, attributes (with armed requests), and the names the library
+ * reserves.
  */
 #include "mach_test.h"
 
@@ -119,6 +121,45 @@ int main(void) {
   CHECK_EQ(status.mps_nsrequest, FALSE);
   const mach_port_mscount_t mscount = status.mps_mscount;
   CHECK_EQ(mscount, 2); /* the two MAKE_SEND insertions; COPY_SEND makes nothing */
+  /* extract_right MAKE_SEND makes one: a reference more, and the count. */
+  CHECK_OK(mach_port_extract_right(self, port, MACH_MSG_TYPE_MAKE_SEND, &copy, &copy_type));
+  CHECK_EQ(copy, port);
+  CHECK_EQ(copy_type, MACH_MSG_TYPE_PORT_SEND);
+  CHECK_EQ(refs(port, MACH_PORT_RIGHT_SEND), 3);
+  count = MACH_PORT_RECEIVE_STATUS_COUNT;
+  CHECK_OK(mach_port_get_attributes(self, port, MACH_PORT_RECEIVE_STATUS, (mach_port_info_t)&status,
+                                    &count));
+  CHECK_EQ(status.mps_mscount, 3);
+  CHECK_OK(mach_port_deallocate(self, port));
+  /* Armed requests show in the status. */
+  CHECK_EQ(status.mps_pdrequest, FALSE);
+  mach_port_t notify = MACH_PORT_NULL, previous = MACH_PORT_NULL;
+  CHECK_OK(mach_port_allocate(self, MACH_PORT_RIGHT_RECEIVE, &notify));
+  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_NO_SENDERS, 0, notify,
+                                          MACH_MSG_TYPE_MAKE_SEND_ONCE, &previous));
+  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_PORT_DESTROYED, 0, notify,
+                                          MACH_MSG_TYPE_MAKE_SEND_ONCE, &previous));
+  count = MACH_PORT_RECEIVE_STATUS_COUNT;
+  CHECK_OK(mach_port_get_attributes(self, port, MACH_PORT_RECEIVE_STATUS, (mach_port_info_t)&status,
+                                    &count));
+  CHECK_EQ(status.mps_nsrequest, TRUE);
+  CHECK_EQ(status.mps_pdrequest, TRUE);
+  /* Cancelled, each hands back its send-once right (destroyed here: two
+     send-once notifications to `notify`, which goes with them). */
+  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_NO_SENDERS, 0, MACH_PORT_NULL, 0,
+                                          &previous));
+  CHECK_EQ(type_of(previous), MACH_PORT_TYPE_SEND_ONCE);
+  CHECK_OK(mach_port_deallocate(self, previous));
+  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_PORT_DESTROYED, 0, MACH_PORT_NULL,
+                                          0, &previous));
+  CHECK_EQ(type_of(previous), MACH_PORT_TYPE_SEND_ONCE);
+  CHECK_OK(mach_port_deallocate(self, previous));
+  CHECK_OK(mach_port_mod_refs(self, notify, MACH_PORT_RIGHT_RECEIVE, -1));
+  count = MACH_PORT_RECEIVE_STATUS_COUNT;
+  CHECK_OK(mach_port_get_attributes(self, port, MACH_PORT_RECEIVE_STATUS, (mach_port_info_t)&status,
+                                    &count));
+  CHECK_EQ(status.mps_nsrequest, FALSE);
+  CHECK_EQ(status.mps_pdrequest, FALSE);
   CHECK_KR(send_simple(port, MACH_MSG_TYPE_COPY_SEND, 1, 1, 0, 0, MACH_PORT_NULL),
            MACH_MSG_SUCCESS);
   CHECK_KR(send_simple(port, MACH_MSG_TYPE_MAKE_SEND_ONCE, 2, 2, 0, 0, MACH_PORT_NULL),
@@ -202,6 +243,55 @@ int main(void) {
   CHECK_OK(mach_port_construct(self, &options, 0x1234, &constructed));
   CHECK_EQ(type_of(constructed), MACH_PORT_TYPE_RECEIVE);
   CHECK_OK(mach_port_destruct(self, constructed, 0, 0x1234));
+  CHECK_EQ(name_count(), 0);
+
+  /* insert_right: more of the same port's rights under its own name, a
+     receive right moved to a name of the caller's choosing, and the
+     refusals. */
+  mach_port_t p = MACH_PORT_NULL;
+  CHECK_OK(mach_port_allocate(self, MACH_PORT_RIGHT_RECEIVE, &p));
+  const mach_port_t chosen = 0x00004001; /* index 0x40, generation 1: free */
+  CHECK_KR(mach_port_type(self, chosen, &gone), KERN_INVALID_NAME);
+  CHECK_OK(mach_port_insert_right(self, chosen, p, MACH_MSG_TYPE_MOVE_RECEIVE));
+  CHECK_KR(mach_port_type(self, p, &gone), KERN_INVALID_NAME);
+  CHECK_EQ(type_of(chosen), MACH_PORT_TYPE_RECEIVE);
+  p = chosen;
+  CHECK_OK(mach_port_insert_right(self, p, p, MACH_MSG_TYPE_MAKE_SEND));
+  CHECK_OK(mach_port_insert_right(self, p, p, MACH_MSG_TYPE_COPY_SEND));
+  CHECK_EQ(refs(p, MACH_PORT_RIGHT_SEND), 2);
+  CHECK_OK(mach_port_insert_right(self, p, p, MACH_MSG_TYPE_MOVE_SEND)); /* onto itself */
+  CHECK_EQ(refs(p, MACH_PORT_RIGHT_SEND), 2);
+  /* One name per port: a send right for it under another name. */
+  CHECK_KR(mach_port_insert_right(self, 0x00004101, p, MACH_MSG_TYPE_MAKE_SEND), KERN_RIGHT_EXISTS);
+  /* A name already in use for something else. */
+  mach_port_t other = MACH_PORT_NULL;
+  CHECK_OK(mach_port_allocate(self, MACH_PORT_RIGHT_RECEIVE, &other));
+  CHECK_KR(mach_port_insert_right(self, other, p, MACH_MSG_TYPE_MAKE_SEND), KERN_NAME_EXISTS);
+  CHECK_KR(mach_port_insert_right(self, MACH_PORT_NULL, p, MACH_MSG_TYPE_MAKE_SEND),
+           KERN_INVALID_VALUE);
+  CHECK_KR(mach_port_insert_right(self, 0x00004201, 0x00004301, MACH_MSG_TYPE_MAKE_SEND),
+           KERN_INVALID_NAME);
+  CHECK_KR(mach_port_insert_right(self, 0x00004201, other, MACH_MSG_TYPE_COPY_SEND),
+           KERN_INVALID_RIGHT);
+  /* Refused calls changed nothing. */
+  CHECK_EQ(refs(p, MACH_PORT_RIGHT_SEND), 2);
+  CHECK_EQ(type_of(other), MACH_PORT_TYPE_RECEIVE);
+  CHECK_KR(mach_port_type(self, 0x00004101, &gone), KERN_INVALID_NAME);
+  CHECK_KR(mach_port_type(self, 0x00004201, &gone), KERN_INVALID_NAME);
+
+  /* mach_port_destroy of a receive right: every right under the name goes
+     and the name is free; a send-once right to the port (a name of its own)
+     turns into a dead name; the queued message is destroyed. */
+  mach_port_t dead_so = MACH_PORT_NULL;
+  mach_msg_type_name_t so_type = 0;
+  CHECK_OK(mach_port_extract_right(self, p, MACH_MSG_TYPE_MAKE_SEND_ONCE, &dead_so, &so_type));
+  CHECK_KR(send_simple(p, MACH_MSG_TYPE_COPY_SEND, 1, 1, 0, 0, MACH_PORT_NULL), MACH_MSG_SUCCESS);
+  CHECK_OK(mach_port_destroy(self, p));
+  CHECK_KR(mach_port_type(self, p, &gone), KERN_INVALID_NAME);
+  CHECK_EQ(type_of(dead_so), MACH_PORT_TYPE_DEAD_NAME);
+  CHECK_EQ(refs(dead_so, MACH_PORT_RIGHT_DEAD_NAME), 1);
+  CHECK_OK(mach_port_destroy(self, dead_so));
+  CHECK_OK(mach_port_destroy(self, other));
   CHECK_EQ(name_count(), 0);
 
   /* The reserved names: the task's own port and the bootstrap port. */

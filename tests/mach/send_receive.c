@@ -2,7 +2,8 @@
  * Send and receive in one mach_msg call (the RPC shape): the client sends a
  * request carrying a MAKE_SEND_ONCE reply right and receives the reply in
  * the same call, into the same buffer or (mach_msg_overwrite) another. A send
- * that fails returns its error and receives nothing.
+ * that fails returns its error and receives nothing. Then mach_msg_send and
+ * mach_msg_receive, the one-way wrappers.
  */
 #include "mach_test.h"
 
@@ -118,6 +119,33 @@ int main(void) {
                     0, MACH_PORT_NULL),
            MACH_MSG_SUCCESS);
   CHECK_EQ(reply.msg.header.msgh_id, 5);
+
+  /* mach_msg_send and mach_msg_receive: msgh_size is the size sent, and for
+     the receive the buffer's size, msgh_local_port the port received on. */
+  memset(&request, 0, sizeof request);
+  request.header.msgh_bits = MACH_MSGH_BITS(MACH_MSG_TYPE_MAKE_SEND, 0);
+  request.header.msgh_size = sizeof request;
+  request.header.msgh_remote_port = reply_port;
+  request.header.msgh_id = 6;
+  request.value = 66;
+  CHECK_KR(mach_msg_send(&request.header), MACH_MSG_SUCCESS);
+  memset(&reply, 0, sizeof reply);
+  reply.msg.header.msgh_size = sizeof reply;
+  reply.msg.header.msgh_local_port = reply_port;
+  CHECK_KR(mach_msg_receive(&reply.msg.header), MACH_MSG_SUCCESS);
+  CHECK_EQ(reply.msg.header.msgh_id, 6);
+  CHECK_EQ(reply.msg.header.msgh_size, sizeof request);
+  CHECK_EQ(reply.msg.value, 66);
+  /* Too small a buffer: the message is destroyed, as mach_msg without
+     MACH_RCV_LARGE does. */
+  CHECK_KR(mach_msg_send(&request.header), MACH_MSG_SUCCESS);
+  memset(&reply, 0, sizeof reply);
+  reply.msg.header.msgh_size = sizeof(mach_msg_header_t);
+  reply.msg.header.msgh_local_port = reply_port;
+  CHECK_KR(mach_msg_receive(&reply.msg.header), MACH_RCV_TOO_LARGE);
+  CHECK_KR(mach_msg(&reply.msg.header, MACH_RCV_MSG | MACH_RCV_TIMEOUT, 0, sizeof reply, reply_port,
+                    0, MACH_PORT_NULL),
+           MACH_RCV_TIMED_OUT);
   CHECK_EQ(wait_child(pid), 0);
   return test_pass("send_receive");
 }

@@ -39,13 +39,19 @@ step "cmake --install $PORTD_BUILD_DIR --prefix $prefix"
 
 step "layout"
 for f in \
-  "$PORTD_BINDIR/portd" \
+  "$PORTD_BINDIR/portd" "$PORTD_BINDIR/portctl" \
   "$PORTD_LIBDIR/libportd.so.$PORTD_VERSION" "$PORTD_LIBDIR/libportd.so.0" "$PORTD_LIBDIR/libportd.so" \
   "$PORTD_INCLUDEDIR/portd/portd.h" "$PORTD_INCLUDEDIR/portd/status.h" \
   "$PORTD_INCLUDEDIR/portd/proto/unique_fd.h" \
   "$PORTD_LIBDIR/cmake/portd/portdConfig.cmake" "$PORTD_LIBDIR/cmake/portd/portdConfigVersion.cmake" \
   "$PORTD_LIBDIR/cmake/portd/portdTargets.cmake" "$PORTD_LIBDIR/pkgconfig/portd.pc" \
+  "$PORTD_LIBDIR/pkgconfig/portd-mach.pc" \
+  "$PORTD_INCLUDEDIR/portd-mach/mach/mach.h" "$PORTD_INCLUDEDIR/portd-mach/mach/message.h" \
+  "$PORTD_INCLUDEDIR/portd-mach/mach/port.h" "$PORTD_INCLUDEDIR/portd-mach/mach/notify.h" \
+  "$PORTD_INCLUDEDIR/portd-mach/mach/kern_return.h" "$PORTD_INCLUDEDIR/portd-mach/mach/mach_error.h" \
+  "$PORTD_INCLUDEDIR/portd-mach/servers/bootstrap.h" \
   "$PORTD_SYSCONFDIR/portd/portd.toml" "$PORTD_DOCDIR/examples/portd.toml" "$PORTD_DOCDIR/operating.md" \
+  "$PORTD_DOCDIR/portctl.md" "$PORTD_DOCDIR/mach.md" "$PORTD_DOCDIR/libportd.md" \
   lib/systemd/system/portd.service lib/systemd/system/portd.socket \
   lib/systemd/user/portd.service lib/systemd/user/portd.socket; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
@@ -58,13 +64,8 @@ soname=$(readelf -d "$prefix/$PORTD_LIBDIR/libportd.so.$PORTD_VERSION" | sed -n 
 # Only the public API: no wire-layer internals, no Cap'n Proto or Asio.
 [ ! -e "$prefix/$PORTD_INCLUDEDIR/portd/proto/frame.h" ] || fail "frame.h installed"
 if grep -rlE 'capnp|kj/|asio' "$prefix/$PORTD_INCLUDEDIR/portd"; then fail "public headers include internals"; fi
-mach=no
-if [ -e "$prefix/$PORTD_LIBDIR/pkgconfig/portd-mach.pc" ]; then
-  mach=yes
-  [ -e "$prefix/$PORTD_INCLUDEDIR/portd-mach/mach/mach.h" ] || fail "portd-mach.pc without mach/mach.h"
-  [ -e "$prefix/$PORTD_INCLUDEDIR/portd-mach/servers/bootstrap.h" ] || fail "no servers/bootstrap.h"
-fi
-echo "Mach-compatible API installed: $mach"
+# The Mach headers only there, where nothing finds them without asking.
+[ ! -e "$prefix/$PORTD_INCLUDEDIR/mach" ] || fail "mach/ installed into the include directory itself"
 
 step "unit files"
 for unit in system/portd.service user/portd.service; do
@@ -102,7 +103,7 @@ generator=()
 "$CMAKE" -S "$consumer_src" -B "$work/cmake-build" "${generator[@]}" \
   -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
   -DCMAKE_CXX_FLAGS="$PORTD_SANITIZE_FLAGS" -DCMAKE_C_FLAGS="$PORTD_SANITIZE_FLAGS" \
-  -DPORTD_CONSUMER_MACH=$([ $mach = yes ] && echo ON || echo OFF) >"$work/cmake.log" 2>&1 ||
+  -DPORTD_CONSUMER_MACH=ON >"$work/cmake.log" 2>&1 ||
   { cat "$work/cmake.log"; fail "configuring the find_package consumer"; }
 grep -q "portd $PORTD_VERSION from $prefix/$PORTD_LIBDIR/cmake/portd" "$work/cmake.log" ||
   { cat "$work/cmake.log"; fail "found the wrong portd"; }
@@ -116,14 +117,13 @@ libdir=$(pkg-config --variable=libdir portd)
 # shellcheck disable=SC2046,SC2086
 "$CXX" -std=c++20 $PORTD_SANITIZE_FLAGS "$consumer_src/consumer.cc" -o "$work/pc-consumer" \
   $(pkg-config --cflags --libs portd) -Wl,-rpath,"$libdir" || fail "building with pkg-config"
-if [ $mach = yes ]; then
-  [ "$(pkg-config --modversion portd-mach)" = "$PORTD_VERSION" ] || fail "pkg-config portd-mach"
-  # shellcheck disable=SC2046,SC2086
-  "$CC" $PORTD_SANITIZE_FLAGS "$consumer_src/mach_consumer.c" -o "$work/pc-mach-consumer" \
-    $(pkg-config --cflags --libs portd-mach) -Wl,-rpath,"$libdir" || fail "building the C consumer"
-fi
+[ "$(pkg-config --modversion portd-mach)" = "$PORTD_VERSION" ] || fail "pkg-config portd-mach"
+# shellcheck disable=SC2046,SC2086
+"$CC" $PORTD_SANITIZE_FLAGS "$consumer_src/mach_consumer.c" -o "$work/pc-mach-consumer" \
+  $(pkg-config --cflags --libs portd-mach) -Wl,-rpath,"$libdir" || fail "building the C consumer"
 installed_lib=$(readlink -f "$prefix/$PORTD_LIBDIR/libportd.so.0")
-for p in "$work/cmake-build/consumer" "$work/pc-consumer"; do
+for p in "$work/cmake-build/consumer" "$work/pc-consumer" "$work/cmake-build/mach_consumer" \
+  "$work/pc-mach-consumer" "$prefix/$PORTD_BINDIR/portctl"; do
   used=$(ldd "$p" | sed -n 's/.*libportd.so.0 => \(.*\) (0x.*/\1/p')
   [ -n "$used" ] && [ "$(readlink -f "$used")" = "$installed_lib" ] ||
     fail "$p does not use the installed libportd: $(ldd "$p" | grep portd)"
@@ -149,17 +149,25 @@ run_consumer() { # label program expected-regex
 }
 run_consumer cmake "$work/cmake-build/consumer" '^cmake: hello from cmake \(message 7 from pid [0-9]+\)$'
 run_consumer pkgconfig "$work/pc-consumer" '^pkgconfig: hello from pkgconfig \(message 7 from pid [0-9]+\)$'
-if [ $mach = yes ]; then
-  run_consumer cmake-mach "$work/cmake-build/mach_consumer" '^cmake-mach: hello from cmake-mach \(message 42\)$'
-  run_consumer pkgconfig-mach "$work/pc-mach-consumer" '^pkgconfig-mach: hello from pkgconfig-mach \(message 42\)$'
-fi
-# Installed tools find the installed library by themselves.
+run_consumer cmake-mach "$work/cmake-build/mach_consumer" '^cmake-mach: hello from cmake-mach \(message 42\)$'
+run_consumer pkgconfig-mach "$work/pc-mach-consumer" '^pkgconfig-mach: hello from pkgconfig-mach \(message 42\)$'
+# Installed tools find the installed library by themselves (portbench when
+# built), and --help documents them.
+help=$("$prefix/$PORTD_BINDIR/portd" --help) || fail "portd --help"
+[[ "$help" == *"--config PATH"* ]] || fail "portd --help: $help"
 for tool in portctl portbench; do
   if [ -e "$prefix/$PORTD_BINDIR/$tool" ]; then
     "$prefix/$PORTD_BINDIR/$tool" --help >/dev/null 2>&1 || fail "$tool --help"
     echo "$tool --help: ok"
   fi
 done
+# The installed portctl sees the installed daemon ($PORTD_SOCKET, as clients
+# resolve it).
+pc_status=$("$prefix/$PORTD_BINDIR/portctl" --json status) || fail "portctl status"
+echo "$pc_status" | grep -q "\"version\": \"$PORTD_VERSION\"" || fail "portctl status: $pc_status"
+echo "$pc_status" | grep -q "\"socket\": \"$PORTD_SOCKET\"" || fail "portctl status: $pc_status"
+echo "$pc_status" | grep -q '"messages_sent": 4,' || fail "portctl status (4 consumers, 1 message each): $pc_status"
+echo "portctl status: ok"
 
 step "stop"
 kill -TERM "$daemon_pid"

@@ -25,22 +25,48 @@ TEST_F(BootstrapTest, CheckInGivesAReceiveRightAndLookUpASendRight) {
 TEST_F(BootstrapTest, Statuses) {
   Name n = kNameNull;
   ASSERT_EQ(core.bootstrap_check_in(kA, "svc", &n, fx), Status::kSuccess);
-  Name other = kNameNull;
+  Name p = port(kB);
+  Name dead = kNameNull;
+  ASSERT_EQ(core.allocate(kB, Right::kDeadName, &dead), Status::kSuccess);
+  std::vector<BootstrapEntry> registry;
+  ASSERT_EQ(core.bootstrap_list(kC, &registry), Status::kSuccess);
+  ASSERT_EQ(registry.size(), 1u);
+  // Every refusal below leaves both spaces and the registry as they were.
+  const std::string before_a = snapshot(kA), before_b = snapshot(kB);
+  auto unchanged = [&] {
+    EXPECT_EQ(snapshot(kA), before_a);
+    EXPECT_EQ(snapshot(kB), before_b);
+    std::vector<BootstrapEntry> now;
+    ASSERT_EQ(core.bootstrap_list(kC, &now), Status::kSuccess);
+    ASSERT_EQ(now.size(), 1u);
+    EXPECT_EQ(now[0].name, "svc");
+    EXPECT_EQ(now[0].port, registry[0].port);
+  };
+  Name other = 0x4444;
   EXPECT_EQ(core.bootstrap_check_in(kB, "svc", &other, fx), Status::kBootstrapServiceActive);
   EXPECT_EQ(other, kNameNull);
-  Name p = port(kB);
+  unchanged();
   EXPECT_EQ(core.bootstrap_register(kB, "svc", p, fx), Status::kBootstrapNameInUse);
+  unchanged();  // p made no send right (its make-send count is still 0)
+  other = 0x4444;
   EXPECT_EQ(core.bootstrap_look_up(kB, "nope", 0, 0, &other, fx), Status::kBootstrapUnknownService);
+  EXPECT_EQ(other, kNameNull);
   EXPECT_EQ(core.bootstrap_unregister(kB, "nope", fx), Status::kBootstrapUnknownService);
+  unchanged();
   EXPECT_EQ(core.bootstrap_check_in(kA, "", &other, fx), Status::kInvalidArgument);
   EXPECT_EQ(core.bootstrap_check_in(kA, std::string(128, 'x'), &other, fx),
             Status::kInvalidArgument);
   EXPECT_EQ(core.bootstrap_check_in(kA, std::string("a\0b", 3), &other, fx),
             Status::kInvalidArgument);
+  EXPECT_EQ(core.bootstrap_register(kB, std::string(128, 'x'), p, fx), Status::kInvalidArgument);
+  EXPECT_EQ(core.bootstrap_look_up(kB, "", 0, 0, &other, fx), Status::kInvalidArgument);
+  unchanged();
   EXPECT_EQ(core.bootstrap_register(kB, "x", 0x5151, fx), Status::kInvalidName);
-  Name dead = kNameNull;
-  ASSERT_EQ(core.allocate(kB, Right::kDeadName, &dead), Status::kSuccess);
   EXPECT_EQ(core.bootstrap_register(kB, "x", dead, fx), Status::kInvalidRight);
+  unchanged();
+  // Another uid's name: not theirs to take away.
+  EXPECT_EQ(core.bootstrap_unregister(kB, "svc", fx), Status::kBootstrapNotPrivileged);
+  unchanged();
 }
 
 TEST_F(BootstrapTest, OnlyTheOwningUidOrRootUnregisters) {

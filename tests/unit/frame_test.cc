@@ -505,5 +505,115 @@ TEST(FrameTest, MalformedPointerThrowsOnlyWhenRead) {
   EXPECT_THROW(reader.frame().getRoot<wire::Request>().getId(), kj::Exception);
 }
 
+// A one-segment frame made of `words` (little-endian 64-bit words), for
+// shapes a MessageBuilder would never produce.
+std::vector<char> raw_frame(const std::vector<uint64_t>& words) {
+  std::vector<uint64_t> frame;
+  frame.push_back(static_cast<uint64_t>(words.size()) << 32);  // 1 segment, its size
+  frame.insert(frame.end(), words.begin(), words.end());
+  std::vector<char> bytes(frame.size() * 8);
+  std::memcpy(bytes.data(), frame.data(), bytes.size());
+  return bytes;
+}
+
+// Cap'n Proto pointers: a struct of `pointers` pointer words `offset` words
+// after the pointer, and a list of `count` elements of `size` (2: bytes, 6:
+// pointers).
+uint64_t struct_pointer(int32_t offset, uint16_t pointers) {
+  return (static_cast<uint64_t>(pointers) << 48) |
+         ((static_cast<uint32_t>(offset) & 0x3fffffffu) << 2);
+}
+uint64_t list_pointer(int32_t offset, uint32_t size, uint32_t count) {
+  return (static_cast<uint64_t>(count) << 35) | (static_cast<uint64_t>(size) << 32) |
+         ((static_cast<uint32_t>(offset) & 0x3fffffffu) << 2) | 1u;
+}
+
+// A list of `n` Data pointers that all point at the same `data_words` words:
+// a small frame whose reading costs n * data_words words (amplification).
+std::vector<char> aliased_data_frame(uint32_t n, uint32_t data_words) {
+  std::vector<uint64_t> words;
+  words.push_back(list_pointer(0, 6, n));
+  for (uint32_t i = 0; i < n; ++i)
+    words.push_back(list_pointer(static_cast<int32_t>(n - 1 - i), 2, data_words * 8));
+  words.resize(words.size() + data_words, 0x5a5a5a5a5a5a5a5aull);
+  return raw_frame(words);
+}
+
+// Reads every element of a List(Data) root; the bytes read.
+uint64_t read_all_data(FrameReader& reader) {
+  uint64_t total = 0;
+  auto list = reader.frame().getRoot<capnp::List<capnp::Data>>();
+  for (auto element : list) total += element.size();
+  return total;
+}
+
+TEST(FrameTest, TraversalLimitStopsAFrameThatPointsAtTheSameDataOverAndOver) {
+  // 4096 pointers at one 4 KiB block: a 37 KiB frame that would make its
+  // reader walk 16 MiB, twice the default traversal limit of 8 MiB.
+  const auto big = aliased_data_frame(4096, 512);
+  ASSERT_LT(big.size(), 40000u);
+  FrameReader reader;
+  ASSERT_EQ(FrameLimits{}.traversal_limit_words, (8u << 20) / 8);
+  ASSERT_TRUE(reader.feed(big.data(), big.size()));
+  ASSERT_EQ(reader.next(), FrameReader::Next::kFrame);
+  EXPECT_THROW(read_all_data(reader), kj::Exception);
+
+  // The same shape, 100 times over: 400 KiB walked, well within the limit.
+  const auto small = aliased_data_frame(100, 512);
+  FrameReader fine;
+  ASSERT_TRUE(fine.feed(small.data(), small.size()));
+  ASSERT_EQ(fine.next(), FrameReader::Next::kFrame);
+  EXPECT_EQ(read_all_data(fine), 100u * 4096u);
+
+  // The limit is the reader's, per frame: a lower one stops the small frame.
+  FrameLimits limits;
+  limits.traversal_limit_words = 50 * 512;
+  FrameReader strict(limits);
+  ASSERT_TRUE(strict.feed(small.data(), small.size()));
+  ASSERT_EQ(strict.next(), FrameReader::Next::kFrame);
+  EXPECT_THROW(read_all_data(strict), kj::Exception);
+}
+
+// A root struct whose one pointer leads to another such struct, `depth`
+// structs in all; the last pointer points back at its own struct if
+// `cycle`, else is null.
+std::vector<char> struct_chain_frame(uint32_t depth, bool cycle) {
+  std::vector<uint64_t> words;
+  words.push_back(struct_pointer(0, 1));  // the root, at word 1
+  for (uint32_t i = 0; i + 1 < depth; ++i) words.push_back(struct_pointer(0, 1));
+  words.push_back(cycle ? struct_pointer(-1, 1) : 0);
+  return raw_frame(words);
+}
+
+uint64_t walk(FrameReader& reader) {
+  return reader.frame().getRoot<capnp::AnyPointer>().targetSize().wordCount;
+}
+
+TEST(FrameTest, NestingLimitStopsDeepAndCyclicPointers) {
+  // Ten structs deep: within the default limit of 16.
+  const auto ten = struct_chain_frame(10, false);
+  FrameReader reader;
+  ASSERT_EQ(FrameLimits{}.nesting_limit, 16);
+  ASSERT_TRUE(reader.feed(ten.data(), ten.size()));
+  ASSERT_EQ(reader.next(), FrameReader::Next::kFrame);
+  EXPECT_EQ(walk(reader), 10u);
+
+  // The reader's own limit applies: eight levels are not enough.
+  FrameLimits limits;
+  limits.nesting_limit = 8;
+  FrameReader shallow(limits);
+  ASSERT_TRUE(shallow.feed(ten.data(), ten.size()));
+  ASSERT_EQ(shallow.next(), FrameReader::Next::kFrame);
+  EXPECT_THROW(walk(shallow), kj::Exception);
+
+  // A struct that points at itself: bounded by the nesting limit, not a hang
+  // or a stack overflow.
+  const auto cyclic = struct_chain_frame(1, true);
+  FrameReader looped;
+  ASSERT_TRUE(looped.feed(cyclic.data(), cyclic.size()));
+  ASSERT_EQ(looped.next(), FrameReader::Next::kFrame);
+  EXPECT_THROW(walk(looped), kj::Exception);
+}
+
 }  // namespace
 }  // namespace portd::proto

@@ -92,6 +92,38 @@ TEST_F(IntrospectTest, PortsComeInPagesInIdOrderEachOnce) {
   for (size_t i = 0; i < items.size(); ++i) EXPECT_EQ(items[i]["port"], i + 1);
 }
 
+TEST_F(IntrospectTest, ALargeNameSpaceComesInPagesInNameOrderEachOnce) {
+  // 40,000 names (16,000 receive rights, within the port quota, and dead
+  // names), then a listing of the task's rights: pages of at most kPageMax,
+  // in name order, each name once.
+  constexpr TaskId kBig = 10;
+  ASSERT_EQ(core.task_create(kBig, {200, 2000, 200}), Status::kSuccess);
+  std::vector<Name> names;
+  std::set<Name> ports;
+  for (int i = 0; i < 40000; ++i) {
+    Name n = ipc::kNameNull;
+    if (i % 5 < 2) {
+      n = port(kBig);
+      ports.insert(n);
+    } else {
+      ASSERT_EQ(core.allocate(kBig, Right::kDeadName, &n), Status::kSuccess);
+    }
+    names.push_back(n);
+  }
+  size_t pages = 0;
+  Json items = all(root, IntrospectWhat::kRights, kPageMax, &pages, kBig);
+  ASSERT_EQ(items.size(), names.size());
+  EXPECT_GE(pages, names.size() / kPageMax);
+  std::sort(names.begin(), names.end(),
+            [](Name a, Name b) { return ipc::name_index(a) < ipc::name_index(b); });
+  for (size_t i = 0; i < names.size(); ++i) {
+    ASSERT_EQ(items[i]["name"], names[i]) << i;
+    EXPECT_EQ(items[i]["rights"],
+              ports.count(names[i]) != 0 ? Json({"receive"}) : Json({"dead_name"}));
+  }
+  core.task_destroy(kBig, fx);
+}
+
 TEST_F(IntrospectTest, ACursorSeesWhatChangedBetweenPages) {
   std::vector<Name> names;
   for (int i = 0; i < 10; ++i) names.push_back(port(kA));
@@ -289,6 +321,8 @@ class Sink : public ReplySink {
     Answer a{r.getId(), static_cast<Status>(r.getStatus()), r.which(), {}};
     if (a.which == wire::Reply::MONITOR_EVENTS)
       for (auto e : r.getMonitorEvents()) a.events.emplace_back(e.begin(), e.size());
+    if (a.which == wire::Reply::INTROSPECTION)
+      a.events.emplace_back(std::string(r.getIntrospection().getJson()));
     answers[task].push_back(std::move(a));
   }
   std::vector<Answer> take(TaskId task) {
@@ -345,6 +379,36 @@ class MonitorSubscriptionTest : public IntrospectTest {
   Introspector introspector{io, core, sink, directory, info()};
   uint64_t id = 100;
 };
+
+// Who is privileged is decided from the asker's credentials: root and the
+// daemon's own uid (4242 here) see every task; another uid its own.
+TEST_F(MonitorSubscriptionTest, RootAndTheDaemonsUidSeeEverythingOthersTheirOwn) {
+  auto ask = [&](uint32_t uid, IntrospectWhat what) {
+    req::Introspect q;
+    q.what = what;
+    RequestBody body = q;
+    introspector.handle(kC, {1, uid, 1}, ++id, body);
+    auto answers = sink.take(kC);
+    EXPECT_EQ(answers.size(), 1u);
+    if (answers.size() != 1 || answers[0].events.size() != 1) return Json();
+    EXPECT_EQ(answers[0].status, Status::kSuccess);
+    return Json::parse(answers[0].events[0]);
+  };
+  auto task_ids = [&](uint32_t uid) {
+    std::vector<uint64_t> ids;
+    for (const auto& t : ask(uid, IntrospectWhat::kTasks)) ids.push_back(t["task"]);
+    return ids;
+  };
+  EXPECT_EQ(task_ids(0), std::vector<uint64_t>({kA, kB, kC}));
+  EXPECT_EQ(task_ids(4242), std::vector<uint64_t>({kA, kB, kC}));
+  EXPECT_EQ(task_ids(1000), std::vector<uint64_t>({kA, kC}));
+  EXPECT_EQ(task_ids(1001), std::vector<uint64_t>({kB}));
+  EXPECT_EQ(task_ids(4243), std::vector<uint64_t>());
+  EXPECT_EQ(ask(4242, IntrospectWhat::kStatus)["viewer"],
+            Json({{"uid", 4242}, {"privileged", true}}));
+  EXPECT_EQ(ask(1000, IntrospectWhat::kStatus)["viewer"],
+            Json({{"uid", 1000}, {"privileged", false}}));
+}
 
 TEST_F(MonitorSubscriptionTest, AFullBufferDropsAndCountsThenGoesOn) {
   auto [r, s] = port_with_sender(kA, kB);

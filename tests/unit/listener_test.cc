@@ -46,8 +46,14 @@ TEST_F(ListenerTest, CreatesParentDirectoriesSocketAndLock) {
   ASSERT_TRUE(l) << error;
   EXPECT_EQ(l->path(), path);
   struct stat st;
-  ASSERT_EQ(::stat((dir_ + "/a/b").c_str(), &st), 0);
-  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  // The directories it made: nobody but their owner may write in them (or
+  // put another file where the socket goes).
+  for (const char* d : {"/a", "/a/b"}) {
+    ASSERT_EQ(::stat((dir_ + d).c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 022, 0u) << d;
+    EXPECT_EQ(st.st_uid, ::geteuid());
+  }
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0666u);

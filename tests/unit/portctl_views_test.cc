@@ -42,6 +42,12 @@ TEST(FormatTest, CellsNamesAndDurations) {
   EXPECT_EQ(hex_name(Json(0x103)), "0x00000103");
   EXPECT_EQ(hex_name(nullptr), "-");
   EXPECT_EQ(rights_label(Json::array({"receive", "send", "dead_name"})), "recv,send,dead");
+  // A time in a table is one cell (no space), for awk.
+  const std::string when = time_cell(1700000000123);
+  EXPECT_EQ(when.find(' '), std::string::npos) << when;
+  EXPECT_EQ(when.size(), 19u);
+  EXPECT_EQ(when[10], 'T');
+  EXPECT_EQ(when.substr(11), local_time(1700000000123).substr(11));
   EXPECT_EQ(duration(0), "0s");
   EXPECT_EQ(duration(61000), "1m 1s");
   EXPECT_EQ(duration((86400 + 3600 + 60 + 1) * 1000LL), "1d 1h 1m 1s");

@@ -157,6 +157,47 @@ TEST_F(RightTest, ExtractRightMakesAndMovesRights) {
   EXPECT_EQ(type_of(kA, r), kTypeReceive | kTypeSend);
 }
 
+TEST_F(RightTest, ExtractRightStatusesChangeNothingOnFailure) {
+  auto [other, s] = port_with_sender(kB, kA);
+  Name r = port();
+  Name set = pset();
+  Name d = kNameNull;
+  ASSERT_EQ(core.allocate(kA, Right::kDeadName, &d), Status::kSuccess);
+  const std::string before = snapshot(kA);
+  const std::string before_b = snapshot(kB);
+  auto refused = [&](Name name, Disposition disposition, Status expect) {
+    Name out = 0x1234;
+    RightType type = RightType::kSend;
+    EXPECT_EQ(core.extract_right(kA, name, disposition, &out, &type, fx), expect);
+    EXPECT_EQ(out, kNameNull);
+    EXPECT_EQ(type, RightType::kNone);
+    EXPECT_EQ(snapshot(kA), before);
+    EXPECT_EQ(snapshot(kB), before_b);
+  };
+  refused(r, static_cast<Disposition>(3), Status::kInvalidValue);
+  refused(0x999, Disposition::kMakeSend, Status::kInvalidName);
+  refused(kNameNull, Disposition::kMakeSend, Status::kInvalidName);
+  refused(r, Disposition::kCopySend, Status::kInvalidRight);      // no send right here
+  refused(r, Disposition::kMoveSendOnce, Status::kInvalidRight);  // nor a send-once right
+  refused(s, Disposition::kMakeSend, Status::kInvalidRight);      // making needs the receive right
+  refused(s, Disposition::kMakeSendOnce, Status::kInvalidRight);
+  refused(s, Disposition::kMoveReceive, Status::kInvalidRight);
+  refused(set, Disposition::kMoveSend, Status::kInvalidRight);
+  refused(d, Disposition::kMoveReceive, Status::kInvalidRight);
+
+  // Quotas: a send-once right over the limit, a right that needs a name
+  // when none is left.
+  Limits l;
+  l.per_task.send_once_rights = 0;
+  core.set_limits(l);
+  refused(r, Disposition::kMakeSendOnce, Status::kResourceShortage);
+  l = Limits{};
+  l.per_task.names = name_count(kA);
+  core.set_limits(l);
+  refused(s, Disposition::kMoveSend, Status::kNoSpace);  // one uref: the right leaves its name
+  core.set_limits(Limits{});
+}
+
 TEST_F(RightTest, GetRefsReportsEachKind) {
   Name r = port();
   Name set = pset();

@@ -69,17 +69,21 @@ bool emit(const std::string& text) {
 [[noreturn]] void fail(const std::string& what, Status status, const std::string& detail,
                        uint32_t uid) {
   std::string why;
+  std::string more = detail;
   if (status == Status::kNotFound) {
     why = "not found, or not visible to uid " + std::to_string(uid);
   } else if (status == Status::kNotSupported) {
     why = "the daemon does not support this request";
   } else if (status == Status::kInvalidTask) {
     why = "the connection to portd was lost";
+    // libportd's detail says that again before saying why.
+    const std::string said = "not connected to portd: ";
+    if (more.rfind(said, 0) == 0) more.erase(0, said.size());
   } else {
     why = std::string(portd::status_name(status)) + " (" +
           std::string(portd::status_description(status)) + ")";
   }
-  if (!detail.empty()) why += ": " + detail;
+  if (!more.empty()) why += " (" + more + ")";
   std::fprintf(stderr, "portctl: %s: %s\n", what.c_str(), why.c_str());
   throw Failure{kExitDaemon};
 }
@@ -265,6 +269,12 @@ int run_top(Session& s, uint64_t iterations, int64_t interval_ms, size_t rows) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"portctl: look inside a running portd (ports, rights, tasks, traffic)"};
+  app.footer(
+      "Exit status: 0 success; 1 not found (or not visible to this uid), refused, or the\n"
+      "connection was lost; 2 usage; 3 cannot connect to portd.\n"
+      "Root and the daemon's uid see every task; other users see their own.\n"
+      "JSON schemas and access rules: portctl.md (docs/ in the source, share/doc/portd\n"
+      "once installed).");
   app.require_subcommand(1);
   app.fallthrough();
   Options o;

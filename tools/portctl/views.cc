@@ -72,14 +72,20 @@ std::string rights_label(const Json& rights) {
   return out.empty() ? "-" : out;
 }
 
-std::string local_time(int64_t unix_ms) {
+namespace {
+std::string format_local(int64_t unix_ms, const char* format) {
   const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
   localtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  std::strftime(buf, sizeof buf, format, &tm);
   return buf;
 }
+}  // namespace
+
+std::string local_time(int64_t unix_ms) { return format_local(unix_ms, "%Y-%m-%d %H:%M:%S"); }
+
+std::string time_cell(int64_t unix_ms) { return format_local(unix_ms, "%Y-%m-%dT%H:%M:%S"); }
 
 std::string duration(int64_t ms) {
   int64_t s = ms / 1000;
@@ -272,8 +278,12 @@ std::string port_view(const Json& p, const ViewOptions& o) {
   head.add_row({"waiting", cell(p.at("waiting_senders")) + " senders, " +
                                cell(p.at("waiting_receivers")) + " receivers, " +
                                cell(p.at("cached")) + " cached"});
-  head.add_row({"requests", "no-senders " + cell(nr.at("no_senders")) + ", port-destroyed " +
-                                cell(nr.at("port_destroyed")) + ", dead-name " +
+  // Where each armed notification goes: "port N" (the notify port's id).
+  auto to_port = [](const Json& id) {
+    return id.is_null() ? std::string("-") : "port " + cell(id);
+  };
+  head.add_row({"requests", "no-senders " + to_port(nr.at("no_senders")) + ", port-destroyed " +
+                                to_port(nr.at("port_destroyed")) + ", dead-name " +
                                 cell(req.at("dead_name"))});
   std::string names;
   for (const auto& n : p.at("bootstrap_names")) names += (names.empty() ? "" : ", ") + cell(n);
@@ -397,7 +407,7 @@ std::string names_view(const Json& names, const ViewOptions& o) {
   Table t({{"NAME", L}, {"PORT", R}, {"UID", R}, {"PID", R}, {"TASK", R}, {"SINCE", L}});
   for (const auto& n : names)
     t.add_row({cell(n.at("name")), cell(n.at("port")), cell(n.at("uid")), cell(n.at("pid")),
-               cell(n.at("task")), local_time(n.at("since_unix_ms").get<int64_t>())});
+               cell(n.at("task")), time_cell(n.at("since_unix_ms").get<int64_t>())});
   return t.render(o.legend) + footer(o, names.size(), "names");
 }
 

@@ -20,6 +20,7 @@ std::string hex_name(const Json& v);           // 0x00000103, or "-"
 std::string task_label(const Json& ref);       // "3 (pid 1234 echo_server)", or "-"
 std::string rights_label(const Json& rights);  // "recv,send"
 std::string local_time(int64_t unix_ms);       // 2024-11-21 11:52:03
+std::string time_cell(int64_t unix_ms);        // 2024-11-21T11:52:03 (one table cell)
 std::string duration(int64_t ms);              // 1d 2h 3m 4s
 
 std::string status_view(const Json& status, const ViewOptions& o);

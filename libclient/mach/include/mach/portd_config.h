@@ -2,7 +2,8 @@
  * mach/portd_config.h — helpers shared by portd's Mach-compatible headers.
  *
  * Not an Apple header. It gives the headers a layout check that works in C
- * (C11 _Static_assert) and in C++ (static_assert), and says which Mach this
+ * and C++ of any standard (C11's _Static_assert, C++11's static_assert, a
+ * negative array size before them), and says which Mach this
  * is: PORTD_MACH is defined, so portable code can tell portd's Mach API from
  * Apple's or GNU's.
  */
@@ -11,12 +12,12 @@
 
 #define PORTD_MACH 1
 
-#if defined(__cplusplus)
+#if defined(__cplusplus) && __cplusplus >= 201103L
 #define PORTD_MACH_STATIC_ASSERT(cond, what) static_assert(cond, what)
-#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define PORTD_MACH_STATIC_ASSERT(cond, what) _Static_assert(cond, what)
 #else
-/* Pre-C11: a negative array size stops the build. */
+/* Pre-C11 C and pre-C++11 C++: a negative array size stops the build. */
 #define PORTD_MACH_STATIC_ASSERT_CAT2(a, b) a##b
 #define PORTD_MACH_STATIC_ASSERT_CAT(a, b) PORTD_MACH_STATIC_ASSERT_CAT2(a, b)
 #define PORTD_MACH_STATIC_ASSERT(cond, what) \
