@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,7 +36,12 @@ constexpr uid_t kNobody = 65534;
 class DaemonQuotaTest : public ::testing::Test {
  protected:
   void start(std::vector<std::string> flags) {
-    daemon_ = std::make_unique<DaemonProcess>(std::move(flags));
+    DaemonLaunch launch;
+    launch.args = std::move(flags);
+    start(launch);
+  }
+  void start(const DaemonLaunch& launch) {
+    daemon_ = std::make_unique<DaemonProcess>(launch);
     ASSERT_TRUE(daemon_->started());
     // The fixture's probe (a connection that closes at once) counts against
     // the uid's connections until the daemon has seen it close: with a
@@ -696,6 +702,41 @@ TEST_F(DaemonQuotaTest, AConnectionThatDoesNotSayHelloInTimeIsClosed) {
   EXPECT_TRUE(p.ok()) << status_name(p.status());
   EXPECT_EQ(fetch(IntrospectWhat::kStatus)["tasks"], 2);
   expect_fds(fds + 1);  // the talker's
+}
+
+// SIGHUP: a new connection limit counts the connections already open, and
+// a new handshake timeout applies to connections accepted from then on.
+TEST_F(DaemonQuotaTest, TheConnectionLimitAndTheHandshakeTimeoutAreReloaded) {
+  char dir_template[] = "/tmp/portd-quota-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string config = std::string(dir_template) + "/portd.toml";
+  auto write_config = [&](const std::string& text) {
+    std::ofstream out(config, std::ios::trunc);
+    out << text;
+  };
+  write_config("");
+  DaemonLaunch launch;
+  launch.config = config;
+  start(launch);
+  auto one = connect("one");
+  ASSERT_TRUE(one);
+  write_config("[connection]\nhandshake_timeout_ms = 200\n[quota.uid]\nconnections = 2\n");
+  ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(daemon_->wait_for_log("2 changes applied"));
+  EXPECT_TRUE(daemon_->wait_for_log("reload: quota.uid.connections: 4096 -> 2"));
+  EXPECT_TRUE(daemon_->wait_for_log("reload: connection.handshake_timeout_ms: 10000 -> 200"));
+  // The viewer and `one` are two.
+  auto refused = Task::connect(ConnectOptions{daemon_->socket_path(), "three"});
+  EXPECT_EQ(refused.status(), Status::kResourceShortage);
+  EXPECT_EQ(refused.detail(), "hello refused: refused by the connections limit");
+  one->disconnect();
+  RawClient silent(daemon_->socket_path());
+  ASSERT_TRUE(silent.connected());
+  EXPECT_TRUE(silent.wait_closed(10000));
+  EXPECT_TRUE(
+      daemon_->wait_for_log("(refused: no hello within 200 ms (connection.handshake_timeout_ms))"));
+  ::unlink(config.c_str());
+  ::rmdir(dir_template);
 }
 
 }  // namespace

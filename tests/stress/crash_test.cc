@@ -405,7 +405,7 @@ class CrashTest : public ::testing::Test {
 
 TEST_F(CrashTest, ClientsKilledAtRandomMomentsLeaveNothingBehind) {
   const uint64_t seed = stress_seed();
-  const uint64_t rounds = 3 * stress_scale();
+  const uint64_t rounds = 5 * stress_scale();
   std::cout << "crash test: seed " << seed << " (PORTD_STRESS_SEED), " << rounds << " rounds of "
             << kChildrenPerRound << " clients" << std::endl;
   SCOPED_TRACE("PORTD_STRESS_SEED=" + std::to_string(seed));
