@@ -171,15 +171,16 @@ int producer_main(const std::string& socket, const std::string& run, int index, 
     for (auto m = answers->receive(wait_up_to(wait)); m.ok(); m = answers->receive(at_once()))
       take_answer(*m);
   };
-  // Sends and counts; true if accepted.
+  // Sends and counts; true if accepted. A send that may wait waits at most
+  // a minute (consumers always make room): a stuck run fails, never hangs.
   auto send = [&](OutgoingMessage& m, bool may_give_up) {
     ++r.attempts;
     SendOptions o;
-    if (may_give_up) o.timeout = std::chrono::milliseconds(0);
+    o.timeout = may_give_up ? std::chrono::milliseconds(0) : std::chrono::milliseconds(60000);
     const Status s = t->send(m, o);
     if (s == Status::kSuccess) return true;
     ++r.refused;
-    if (s != Status::kSendTimedOut) ++r.errors;
+    if (s != Status::kSendTimedOut || !may_give_up) ++r.errors;
     return false;
   };
 
