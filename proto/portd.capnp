@@ -252,6 +252,8 @@ enum IntrospectWhat {
   # Port sets, by set id.
   names @6;
   # The bootstrap registry, by name.
+  uids @7;
+  # Per-uid accounts, by uid: each quota's use against the per-uid limit.
 }
 
 struct Introspect {

@@ -167,17 +167,22 @@ void CoreImpl::wake_lookups(const std::string& name, Effects& fx) {
     ++p->srights;
     port_ref(p);
     bool ok;
+    const Limit outer_limit = last_limit_;
+    last_limit_ = Limit::kNone;
     const Name got = copyout(t->space, HeldRight(p, RightType::kSend), fx, &ok);
-    end_lookup(lw, ok ? Status::kSuccess : Status::kBootstrapNoMemory, fx, got);
+    end_lookup(lw, ok ? Status::kSuccess : Status::kBootstrapNoMemory, fx, got,
+               ok ? Limit::kNone : last_limit_);
+    last_limit_ = outer_limit;
   }
 }
 
-void CoreImpl::end_lookup(LookupWaiter* lw, Status status, Effects& fx, Name name) {
+void CoreImpl::end_lookup(LookupWaiter* lw, Status status, Effects& fx, Name name, Limit limit) {
   Completion c;
   c.token = lw->token;
   c.task = lw->task;
   c.status = status;
   c.name = name;
+  c.limit = limit;
   unpark(lw->task, lw->token);
   fx.completions.push_back(std::move(c));
   auto [first, last] = lookups_.equal_range(lw->name);

@@ -77,6 +77,7 @@ Status Core::receive(TaskId task, const ReceiveOptions& options, WaitToken token
                      uint32_t* needed_size, Effects& fx) {
   PORTD_FORWARD(receive(task, options, token, out, needed_size, fx));
 }
+void Core::count_refused_send() { impl_->count_refused_send(); }
 void Core::expire(WaitToken token, Effects& fx) { impl_->expire(token, fx); }
 void Core::cancel(WaitToken token, Effects& fx) { impl_->cancel(token, fx); }
 bool Core::is_parked(WaitToken token) const { return impl_->is_parked(token); }
@@ -172,7 +173,7 @@ bool CoreImpl::can_charge(const Account* a, Limit what, uint64_t n) {
 }
 
 bool CoreImpl::charge(Account* a, Limit what, uint64_t n) {
-  if (!can_charge(a, what, n)) return false;
+  if (!force_charges_ && !can_charge(a, what, n)) return false;
   charge_force(a, what, n);
   return true;
 }
@@ -253,6 +254,7 @@ void CoreImpl::task_destroy(TaskId id, Effects& fx) {
       }
       s->msg = nullptr;
       free_pending(s);
+      count_destroyed(m, DestroyReason::kSenderDied);
       destroy_message(m, fx);
     } else if (auto* lw = std::get_if<LookupWaiter*>(&op)) {
       auto [first, last] = lookups_.equal_range((*lw)->name);

@@ -173,6 +173,11 @@ class Core {
   Status receive(TaskId task, const ReceiveOptions& options, WaitToken token, MessageOut* out,
                  uint32_t* needed_size, Effects& fx);
 
+  // A send the shell refused before it reached the core (a message it could
+  // not decode, an out-of-line fd it would not take): counted as sent and
+  // refused, as if the core had refused it.
+  void count_refused_send();
+
   // A parked operation's deadline passed: it completes with its timed-out
   // status (a cache-on-full send is cached instead). Unknown tokens are
   // ignored: the operation completed already.

@@ -18,6 +18,7 @@ std::string_view limit_name(Limit l) noexcept {
     case Limit::kParkedRequests: return "parked_requests";
     case Limit::kMessageBytes: return "message_bytes";
     case Limit::kMessageDescriptors: return "message_descriptors";
+    case Limit::kConnections: return "connections";
     case Limit::kCount: break;
   }
   return "unknown";

@@ -28,6 +28,7 @@ enum class Limit : uint8_t {
   kParkedRequests,      // blocked sends, receives and look-ups
   kMessageBytes,        // inline body of one message
   kMessageDescriptors,  // descriptors (and ports in arrays) in one message
+  kConnections,         // connections of one uid (the shell enforces it)
   kCount,
 };
 
@@ -97,6 +98,11 @@ struct Limits {
   // Per message.
   uint32_t max_inline_body = 1u << 20;
   uint32_t max_descriptors = 1024;
+  // Connections one uid may have open at once, tasks and clients that have
+  // not said hello yet alike. The core has no connections: the shell counts
+  // and refuses them (daemon/server/server.h), naming kConnections. A
+  // benchmark opens a thousand from one uid.
+  uint64_t connections_per_uid = 4096;
 };
 
 }  // namespace portd::ipc

@@ -230,6 +230,8 @@ Status CoreImpl::insert_right(TaskId task_id, Name name, Name right_name, Dispos
       if (stays) return Status::kRightExists;
     }
   }
+  if (d == Disposition::kMakeSendOnce && !can_charge(space.account, Limit::kSendOnceRights, 1))
+    return Status::kResourceShortage;
   const uint32_t slot = alloc_slot_named(space, name, space.account);
   if (slot == 0) return last_limit_ == Limit::kNames ? Status::kNoSpace : Status::kNameExists;
   // Hold the new slot while the right is taken from its old name, then put

@@ -63,6 +63,29 @@ void CoreImpl::uncharge_message(Message* m) {
   m->charged = nullptr;
 }
 
+void CoreImpl::count_destroyed(const Message* m, DestroyReason why) {
+  if (m->trailer.sender == 0) {
+    ++counters_.notifications_destroyed;
+    return;
+  }
+  ++counters_.messages_destroyed;
+  --counters_.messages_in_flight;
+  switch (why) {
+    case DestroyReason::kPortDied: ++counters_.destroyed_port_died; break;
+    case DestroyReason::kTooLarge: ++counters_.destroyed_too_large; break;
+    case DestroyReason::kSenderDied: ++counters_.destroyed_sender_died; break;
+  }
+}
+
+void CoreImpl::count_received(const Message* m) {
+  if (m->trailer.sender == 0) {
+    ++counters_.notifications_received;
+    return;
+  }
+  ++counters_.messages_received;
+  --counters_.messages_in_flight;
+}
+
 void CoreImpl::destroy_message(Message* m, Effects& fx) {
   assert(m->rendezvous == nullptr);
   uncharge_message(m);
@@ -122,13 +145,12 @@ bool CoreImpl::too_large(const Message* m, const ReceiveOptions& o, uint32_t* ne
 
 void CoreImpl::deliver(Port* port, Message* m, Effects& fx) {
   if (!port->active) {
-    ++counters_.messages_destroyed;
+    count_destroyed(m, DestroyReason::kPortDied);
     if (observer_ != nullptr) observe(MessageEventKind::kDestroy, port, m);
     destroy_message(m, fx);
     return;
   }
   if (m->rendezvous == nullptr) {
-    ++counters_.messages_sent;
     ++port->msgs_in;
     if (observer_ != nullptr) observe(MessageEventKind::kSend, port, m);
   }
@@ -168,7 +190,7 @@ bool CoreImpl::hand_over(Waiter* w, Message* m, Effects& fx) {
   Task* t = task(w->task);
   assert(t != nullptr);
   delete w;
-  c.message = take(t->space, m, fx, &c.status);
+  c.message = take(t->space, m, fx, &c.status, &c.limit);
   fx.completions.push_back(std::move(c));
   if (from != nullptr) admit(from, fx);
   return true;
@@ -179,16 +201,15 @@ void CoreImpl::discard(Message* m, Effects& fx) {
   // destroyed (its sender, if still waiting on a rendezvous, succeeded).
   if (PendingSend* rv = m->rendezvous) {
     m->rendezvous = nullptr;
-    ++counters_.messages_sent;
     if (observer_ != nullptr) observe(MessageEventKind::kSend, m->dest.port, m);
     accept_pending(rv, fx);
   }
-  ++counters_.messages_destroyed;
+  count_destroyed(m, DestroyReason::kTooLarge);
   if (observer_ != nullptr) observe(MessageEventKind::kDestroy, m->dest.port, m);
   destroy_message(m, fx);
 }
 
-MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status) {
+MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status, Limit* limit) {
   Port* port = m->dest.port;
   MessageOut out;
   out.local = port->receiver_name;
@@ -197,9 +218,8 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
   out.trailer = m->trailer;
   out.trailer.seqno = port->seqno++;
   ++port->msgs_out;
-  ++counters_.messages_received;
+  count_received(m);
   if (m->rendezvous != nullptr) {
-    ++counters_.messages_sent;
     ++port->msgs_in;
     if (observer_ != nullptr) observe(MessageEventKind::kSend, port, m);
   }
@@ -215,6 +235,10 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
     port_unref(dest.port);
   }
 
+  // A copyout refused by a quota records it in last_limit_: keep what the
+  // caller had there, and report ours through *limit.
+  const Limit outer_limit = last_limit_;
+  last_limit_ = Limit::kNone;
   bool header_ok = true;
   bool body_ok = true;
   bool ok = true;
@@ -250,6 +274,8 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status)
   if (rv != nullptr) accept_pending(rv, fx);
   *status =
       !header_ok ? Status::kRcvHeaderError : (!body_ok ? Status::kRcvBodyError : Status::kSuccess);
+  *limit = *status == Status::kSuccess ? Limit::kNone : last_limit_;
+  last_limit_ = outer_limit;
   return out;
 }
 
@@ -290,7 +316,6 @@ void CoreImpl::admit(Port* port, Effects& fx) {
         m->counted = true;
         ++port->counted;
       }
-      ++counters_.messages_sent;
       ++port->msgs_in;
       if (observer_ != nullptr) observe(MessageEventKind::kSend, port, m);
       accept_pending(ps, fx);
@@ -360,7 +385,7 @@ void CoreImpl::drop_cached(PendingSend* ps, Effects& fx) {
   if (m->port_link.linked()) unqueue(m);
   m->rendezvous = nullptr;
   if (Task* t = task(ps->task)) t->cached_threads.erase(ps->thread);
-  ++counters_.messages_refused;
+  count_destroyed(m, DestroyReason::kPortDied);
   destroy_message(m, fx);
   HeldRight so = std::move(ps->notify);
   ps->notify = {};
@@ -382,6 +407,7 @@ void CoreImpl::fail_pending(PendingSend* ps, Status status, Effects& fx) {
     unpark(ps->task, ps->token);
   }
   ++counters_.messages_refused;
+  --counters_.messages_in_flight;
   restore_to_sender(ps, fx);
   free_pending(ps);
 }
@@ -391,6 +417,9 @@ void CoreImpl::restore_to_sender(PendingSend* ps, Effects& fx) {
   ps->msg = nullptr;
   Task* t = task(ps->task);
   uncharge_message(m);
+  // The rights go back where they came from, whatever the task made or was
+  // given meanwhile: no quota may turn "nothing consumed" into a lost right.
+  ForceCharges force(*this);
   size_t i = 0;
   auto give_back = [&](HeldRight&& in) {
     HeldRight r = std::move(in);
@@ -519,6 +548,7 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   Task* t = task(task_id);
   if (t == nullptr) return Status::kInvalidTask;
   Space& space = t->space;
+  ++counters_.messages_sent;
   auto refused = [&](Status s) {
     ++counters_.messages_refused;
     return s;
@@ -619,6 +649,9 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   for (const auto& pl : plan)
     if (!pl.null && !pl.dead && pl.disposition == Disposition::kMakeSendOnce) ++send_once_made;
   Account* acct = t->account;
+  // Cache-on-full makes one more send-once right, for the message-accepted
+  // notification, charged to this task like the others.
+  if (o.cache) ++send_once_made;
   if (!can_charge(acct, Limit::kQueuedMessages, 1) ||
       !can_charge(acct, Limit::kQueuedBytes, in.body.size()) ||
       !can_charge(acct, Limit::kOolBytes, ool_bytes) ||
@@ -671,6 +704,7 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   charge_force(acct, Limit::kQueuedBytes, m->charged_bytes);
   charge_force(acct, Limit::kOolBytes, ool_bytes);
   charge_force(acct, Limit::kFdsInFlight, fds);
+  ++counters_.messages_in_flight;
 
   if (room) {
     deliver(dest, m, fx);
@@ -737,9 +771,11 @@ Status CoreImpl::receive(TaskId task_id, const ReceiveOptions& o, WaitToken toke
     }
     unqueue(m);
     Status status;
-    *out = take(t->space, m, fx, &status);
+    Limit limit;
+    *out = take(t->space, m, fx, &status, &limit);
     admit(from, fx);
     reap(fx);
+    last_limit_ = limit;
     return status;
   }
 

@@ -425,7 +425,7 @@ void CoreImpl::reap(Effects& fx) {
         else
           drop_cached(ps, fx);
       } else {
-        ++counters_.messages_destroyed;
+        count_destroyed(m, DestroyReason::kPortDied);
         if (observer_ != nullptr) observe(MessageEventKind::kDestroy, p, m);
         destroy_message(m, fx);
       }

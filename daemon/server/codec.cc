@@ -193,6 +193,7 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
   d.id = request.getId();
   d.fd_count = request.getFdCount();
   const auto which = request.which();
+  d.carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE;
 
   if (d.id == 0) return refused_request(std::move(d), refuse(Status::kInvalidArgument, "id 0"));
   const bool carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE;
@@ -355,7 +356,7 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
       auto in = request.getIntrospect();
       req::Introspect r;
       const auto what = static_cast<uint16_t>(in.getWhat());
-      if (what > static_cast<uint16_t>(req::IntrospectWhat::kNames))
+      if (what > static_cast<uint16_t>(req::IntrospectWhat::kUids))
         return refused_request(std::move(d),
                                refuse(Status::kNotSupported, "unknown introspection kind"));
       r.what = static_cast<req::IntrospectWhat>(what);

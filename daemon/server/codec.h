@@ -136,7 +136,16 @@ struct BootstrapUnregister {
 };
 struct BootstrapList {};
 // Introspection and monitoring (daemon/server/introspect.h).
-enum class IntrospectWhat : uint8_t { kStatus, kTasks, kPorts, kPort, kRights, kSets, kNames };
+enum class IntrospectWhat : uint8_t {
+  kStatus,
+  kTasks,
+  kPorts,
+  kPort,
+  kRights,
+  kSets,
+  kNames,
+  kUids
+};
 struct Introspect {
   IntrospectWhat what = IntrospectWhat::kStatus;
   uint64_t target = 0;
@@ -180,6 +189,9 @@ struct Refusal {
 struct DecodedRequest {
   uint64_t id = 0;
   uint16_t fd_count = 0;
+  // A send or sendReceive (refused or not): the client meant to send a
+  // message, which the daemon's counters count.
+  bool carries_message = false;
   // std::monostate when refused.
   RequestBody body;
   Refusal refusal;

@@ -34,11 +34,21 @@ Connection::Connection(Server& server, asio::local::stream_protocol::socket sock
       connected_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count()),
-      reader_(server.options().frame_limits) {}
+      reader_(server.options().frame_limits),
+      handshake_timer_(socket_.get_executor()) {}
 
 Connection::~Connection() = default;
 
-void Connection::start() { schedule_read(); }
+void Connection::start() {
+  const auto timeout = server_.options().handshake_timeout;
+  handshake_timer_.expires_after(timeout);
+  handshake_timer_.async_wait([self = shared_from_this(), timeout](const asio::error_code& ec) {
+    if (ec || self->closed_ || self->hello_done_) return;
+    self->close(CloseReason::kRefused, "no hello within " + std::to_string(timeout.count()) +
+                                           " ms (connection.handshake_timeout_ms)");
+  });
+  schedule_read();
+}
 
 // ---------------------------------------------------------------------------
 // Reading
@@ -181,6 +191,14 @@ bool Connection::on_frame() {
 
 bool Connection::on_hello(uint64_t id, const req::Hello& hello) {
   command_ = hello.command;
+  if (refused_at_hello_ != ipc::Limit::kNone) {
+    refuse_and_close(id, Status::kResourceShortage, refused_at_hello_,
+                     "uid " + std::to_string(creds_.uid) + " is over its " +
+                         std::string(ipc::limit_name(refused_at_hello_)) + " limit of " +
+                         std::to_string(server_.options().limits.connections_per_uid) +
+                         " (quota.uid.connections)");
+    return true;
+  }
   if (hello.version == 0) {
     refuse_and_close(id, Status::kNotSupported, ipc::Limit::kNone, "protocol version 0");
     return true;
@@ -196,6 +214,7 @@ bool Connection::on_hello(uint64_t id, const req::Hello& hello) {
     return true;
   }
   hello_done_ = true;
+  handshake_timer_.cancel();
   const uint32_t version = std::min<uint32_t>(hello.version, wire::PROTOCOL_VERSION);
 
   capnp::MallocMessageBuilder message;
@@ -298,6 +317,7 @@ void Connection::close(CloseReason reason, std::string_view why) {
               close_reason_name(reason), why, creds_.pid, creds_.uid, command_);
 
   asio::error_code ignored;
+  handshake_timer_.cancel();
   socket_.cancel(ignored);
   socket_.close(ignored);
   server_.connection_closed(*this);

@@ -10,7 +10,8 @@
 // ServerOptions::max_unsent bytes wait to be sent, the connection stops
 // reading until they drain.
 //
-// The first frame must be hello. Anything the stream cannot recover from (a
+// The first frame must be hello, within the handshake timeout (else the
+// connection closes with a log line). Anything the stream cannot recover from (a
 // malformed frame, a Cap'n Proto exception while decoding it, a frame that
 // declares more fds than it brought, stray fds, a request before hello) is a
 // protocol violation: one warn line, the socket closes and the task is
@@ -25,6 +26,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
+#include <asio/steady_timer.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,7 +52,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
+  // Starts reading, and the handshake timer: a connection that has not said
+  // hello within ServerOptions::handshake_timeout is closed.
   void start();
+  // A connection over a limit (the uid's connections): its hello is answered
+  // with KERN_RESOURCE_SHORTAGE naming `limit`, and it closes. Before start().
+  void refuse_at_hello(ipc::Limit limit) { refused_at_hello_ = limit; }
+  ipc::Limit refused_at_hello() const { return refused_at_hello_; }
 
   // Queues a frame; the server flushes it at the end of this turn.
   void send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds = {});
@@ -93,6 +101,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   proto::FrameReader reader_;
   proto::FrameWriter writer_;
 
+  asio::steady_timer handshake_timer_;
+  ipc::Limit refused_at_hello_ = ipc::Limit::kNone;
   bool hello_done_ = false;
   bool closed_ = false;
   bool read_scheduled_ = false;

@@ -67,6 +67,7 @@ void Driver::handle(ipc::TaskId task, DecodedRequest request, std::vector<proto:
   const uint64_t id = request.id;
 
   if (request.refused()) {
+    if (request.carries_message) core_.count_refused_send();
     reply_status(task, id, request.refusal.status, request.refusal.limit);
     return;  // fds close here
   }
@@ -169,6 +170,7 @@ void Driver::do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
   std::string why;
   if (Status s = attach_ool(message, fds, &why); !ok(s)) {
     spdlog::debug("task {}: request {} refused: {} ({})", task, id, why, status_name(s));
+    core_.count_refused_send();
     reply_status(task, id, s);
     return;
   }
@@ -206,7 +208,7 @@ void Driver::do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions
   if (s == Status::kRcvInProgress) {
     park(token, task, id, ParkedKind::kReceive, options.timeout_ms);
   } else if (carries_message(s)) {
-    reply_message(task, id, out, s);
+    reply_message(task, id, out, s, limit);
   } else {
     reply_status(task, id, s, limit, needed);
   }
@@ -396,7 +398,7 @@ void Driver::complete(ipc::Completion& c) {
       break;
     case ParkedKind::kReceive:
       if (carries_message(c.status) && c.message) {
-        reply_message(p.task, p.request_id, *c.message, c.status);
+        reply_message(p.task, p.request_id, *c.message, c.status, c.limit);
       } else {
         if (c.message) release_ool(*c.message);
         reply_status(p.task, p.request_id, c.status, c.limit, c.needed_size);
@@ -435,7 +437,8 @@ bool Driver::carries_message(Status status) {
   return ok(status) || status == Status::kRcvHeaderError || status == Status::kRcvBodyError;
 }
 
-void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, Status status) {
+void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, Status status,
+                           ipc::Limit limit) {
   // The OOL fds leave the table and travel with the reply, in descriptor
   // order (a region's fd, then its release fd); the writer closes them once
   // sent.
@@ -458,7 +461,7 @@ void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, 
   }
   proto::ScratchBuilder message(scratch_);
   auto reply = message->initRoot<wire::Reply>();
-  encode_reply_header(reply, id, status);
+  encode_reply_header(reply, id, status, limit);
   reply.setFdCount(static_cast<uint16_t>(fds.size()));
   encode_message(out, reply.initMessage());
   sink_.post_reply(task, *message, std::move(fds));

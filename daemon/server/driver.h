@@ -119,8 +119,10 @@ class Driver {
 
   void reply_status(ipc::TaskId task, uint64_t id, Status status,
                     ipc::Limit limit = ipc::Limit::kNone, uint32_t needed_size = 0);
+  // A received message; `limit` names the quota that kept one of its rights
+  // from being named (with MACH_RCV_HEADER_ERROR or MACH_RCV_BODY_ERROR).
   void reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& message,
-                     Status status = Status::kSuccess);
+                     Status status = Status::kSuccess, ipc::Limit limit = ipc::Limit::kNone);
   static bool carries_message(Status status);
   ipc::Limit refused_limit(Status status) const;
   void tick_clock();

@@ -7,6 +7,7 @@
 #include <asio/post.hpp>
 #include <charconv>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "daemon/server/driver.h"
@@ -94,6 +95,15 @@ Json quota_of(const ipc::Quota& used, const ipc::Quota& limits) {
   Json q = Json::object();
   for (ipc::Limit l : kQuotaLimits)
     q[std::string(ipc::limit_name(l))] = Json{{"used", *used.find(l)}, {"limit", *limits.find(l)}};
+  return q;
+}
+
+// A uid's quotas: those of its account, and its connections (which the
+// shell counts).
+Json uid_quota_of(const ipc::Account& account, const ipc::Limits& limits, uint64_t connections) {
+  Json q = quota_of(account.used, limits.per_uid);
+  q[std::string(ipc::limit_name(ipc::Limit::kConnections))] =
+      Json{{"used", connections}, {"limit", limits.connections_per_uid}};
   return q;
 }
 
@@ -330,7 +340,21 @@ Json task_item(Context& c, const ipc::Task& t) {
                     {"send_once", send_once}, {"port_set", port_set}, {"dead_name", dead}};
   const ipc::Limits& limits = c.core.limits();
   j["quota"] = quota_of(t.account->used, limits.per_task);
-  j["uid_quota"] = quota_of(t.account->uid_account->used, limits.per_uid);
+  j["uid_quota"] =
+      uid_quota_of(*t.account->uid_account, limits, c.directory.uid_connections(t.creds.uid));
+  return j;
+}
+
+Json uid_item(Context& c, const ipc::Account& account) {
+  uint64_t tasks = 0;
+  for (const auto& [id, t] : c.core.tasks()) {
+    ++c.work;
+    if (t->creds.uid == account.uid) ++tasks;
+  }
+  Json j;
+  j["uid"] = account.uid;
+  j["tasks"] = tasks;
+  j["quota"] = uid_quota_of(account, c.core.limits(), c.directory.uid_connections(account.uid));
   return j;
 }
 
@@ -503,11 +527,29 @@ Page status_page(const CoreImpl& core, const DaemonInfo& info, const Viewer& vie
   j["queued_bytes"] = core.queued_bytes();
   j["bootstrap_names"] = core.registry().size();
   j["monitors"] = info.monitors;
+  // The limits in force: per task, per uid, per message.
+  const ipc::Limits& limits = core.limits();
+  Json per_task = Json::object(), per_uid = Json::object();
+  for (ipc::Limit l : kQuotaLimits) {
+    per_task[std::string(ipc::limit_name(l))] = *limits.per_task.find(l);
+    per_uid[std::string(ipc::limit_name(l))] = *limits.per_uid.find(l);
+  }
+  per_uid[std::string(ipc::limit_name(ipc::Limit::kConnections))] = limits.connections_per_uid;
+  j["limits"] = Json{{"task", std::move(per_task)},
+                     {"uid", std::move(per_uid)},
+                     {"message", Json{{"message_bytes", limits.max_inline_body},
+                                      {"message_descriptors", limits.max_descriptors}}}};
   j["counters"] = Json{{"messages_sent", n.messages_sent},
                        {"messages_received", n.messages_received},
                        {"messages_destroyed", n.messages_destroyed},
                        {"messages_refused", n.messages_refused},
-                       {"notifications", n.notifications}};
+                       {"messages_in_flight", n.messages_in_flight},
+                       {"destroyed", Json{{"port_died", n.destroyed_port_died},
+                                          {"too_large", n.destroyed_too_large},
+                                          {"sender_died", n.destroyed_sender_died}}},
+                       {"notifications", n.notifications},
+                       {"notifications_received", n.notifications_received},
+                       {"notifications_destroyed", n.notifications_destroyed}};
   Page page;
   page.json = to_text(j);
   return page;
@@ -574,6 +616,17 @@ Page introspect(const CoreImpl& core, const TaskDirectory& directory, const Daem
       auto keep = [&](const std::unique_ptr<PortSet>& s) { return c.sees(s->space); };
       auto sel = select_keys(core.port_sets(), after, core.next_pset_id(), q.limit, keep, &c.work);
       return list_page(c, sel, [&](uint64_t id) { return set_item(c, *core.port_sets().at(id)); });
+    }
+
+    case What::kUids: {
+      // Keyed uid + 1, since a cursor key is "after" and uid 0 is root's.
+      std::map<uint64_t, const ipc::Account*> accounts;
+      for (const auto& [uid, a] : core.uid_accounts())
+        if (viewer.sees(uid)) accounts.emplace(uint64_t{uid} + 1, a.get());
+      c.work += core.uid_accounts().size();
+      auto keep = [](const ipc::Account*) { return true; };
+      auto sel = select_keys(accounts, after, UINT64_MAX, q.limit, keep, &c.work);
+      return list_page(c, sel, [&](uint64_t key) { return uid_item(c, *accounts.at(key)); });
     }
 
     case What::kNames: {

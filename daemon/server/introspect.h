@@ -77,6 +77,9 @@ class TaskDirectory {
   virtual ~TaskDirectory() = default;
   // False if the task has no connection (it is then shown without them).
   virtual bool describe(ipc::TaskId task, TaskDetails* out) const = 0;
+  // Connections of `uid` counted against its limit
+  // (ipc::Limits::connections_per_uid).
+  virtual uint64_t uid_connections(uint32_t uid) const = 0;
 };
 
 // The daemon's side of `status`.

@@ -89,6 +89,10 @@ void Server::set_unsent_limits(size_t max_unsent, size_t max_unsent_fds) {
   options_.max_unsent_fds = max_unsent_fds;
 }
 
+void Server::set_handshake_timeout(std::chrono::milliseconds timeout) {
+  options_.handshake_timeout = timeout;
+}
+
 void Server::set_connection_observer(std::function<void(size_t)> observer) {
   observer_ = std::move(observer);
 }
@@ -147,6 +151,17 @@ void Server::on_accepted(int fd) {
                  std::strerror(errno));
     return;
   }
+  const uint64_t limit = options_.limits.connections_per_uid;
+  auto counted = uid_connections_.find(creds.uid);
+  const uint64_t used = counted == uid_connections_.end() ? 0 : counted->second;
+  const bool over = used >= limit;
+  if (over && refused_connections_ >= kMaxRefusedConnections) {
+    spdlog::warn(
+        "uid {} is at its limit of {} connections (quota.uid.connections): connection from pid {} "
+        "closed at once ({} others wait to be told so)",
+        creds.uid, limit, creds.pid, refused_connections_);
+    return;  // `owned` closes it
+  }
   asio::local::stream_protocol::socket socket(io_);
   asio::error_code ec;
   socket.assign(asio::local::stream_protocol(), fd, ec);
@@ -158,7 +173,17 @@ void Server::on_accepted(int fd) {
   const ipc::TaskId task = next_task_++;
   auto connection = std::make_shared<Connection>(*this, std::move(socket), task, creds);
   connections_.emplace(task, connection);
-  spdlog::info("task {} connected: pid {} uid {} gid {}", task, creds.pid, creds.uid, creds.gid);
+  if (over) {
+    connection->refuse_at_hello(ipc::Limit::kConnections);
+    ++refused_connections_;
+    spdlog::warn(
+        "uid {} is at its limit of {} connections (quota.uid.connections): task {} (pid {}) "
+        "will be refused at hello",
+        creds.uid, limit, task, creds.pid);
+  } else {
+    ++uid_connections_[creds.uid];
+    spdlog::info("task {} connected: pid {} uid {} gid {}", task, creds.pid, creds.uid, creds.gid);
+  }
   connection->start();
   if (observer_) observer_(connections_.size());
 }
@@ -171,9 +196,20 @@ void Server::connection_closed(Connection& connection) {
   // reference too).
   std::shared_ptr<Connection> keep = std::move(it->second);
   connections_.erase(it);
+  if (connection.refused_at_hello() != ipc::Limit::kNone) {
+    --refused_connections_;
+  } else if (auto c = uid_connections_.find(connection.credentials().uid);
+             c != uid_connections_.end() && --c->second == 0) {
+    uid_connections_.erase(c);
+  }
   introspector_.forget(task);
   driver_.detach(task);  // may post replies to other tasks
   if (observer_ && !stopping_) observer_(connections_.size());
+}
+
+uint64_t Server::uid_connections(uint32_t uid) const {
+  auto it = uid_connections_.find(uid);
+  return it == uid_connections_.end() ? 0 : it->second;
 }
 
 bool Server::describe(ipc::TaskId task, TaskDetails* out) const {

@@ -10,9 +10,11 @@
 // Everything runs on the io_context's one thread. The server accepts with
 // SOCK_CLOEXEC | SOCK_NONBLOCK, reads each peer's credentials with
 // SO_PEERCRED, and gives every connection a task id from a counter (never
-// reused). Replies are batched: a connection that got output is marked dirty
-// and all dirty connections are flushed once per event-loop turn (at the end
-// of the read batch that produced the replies, or by a posted handler).
+// reused). It counts each uid's connections against its limit
+// (ipc::Limits::connections_per_uid). Replies are batched: a connection that
+// got output is marked dirty and all dirty connections are flushed once per
+// event-loop turn (at the end of the read batch that produced the replies, or
+// by a posted handler).
 //
 // A Server can be built on any listening socket: one it created
 // (Listener::open) or one systemd passed (Listener::adopt).
@@ -21,6 +23,7 @@
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -47,7 +50,15 @@ struct ServerOptions {
   // from (fds handed to the writer are no longer charged by the core).
   size_t max_unsent = 16u << 20;
   size_t max_unsent_fds = 1024;
+  // A connection that has not said hello this long after it was accepted is
+  // closed.
+  std::chrono::milliseconds handshake_timeout{10000};
 };
+
+// Connections over their uid's limit (ipc::Limits::connections_per_uid) are
+// accepted, so that their hello can be answered with the limit's name, but
+// at most this many wait for it at once; past that they are closed at once.
+inline constexpr size_t kMaxRefusedConnections = 64;
 
 class Server : public ReplySink, public TaskDirectory {
  public:
@@ -69,6 +80,8 @@ class Server : public ReplySink, public TaskDirectory {
   // are not changed here: every client learned them at hello.
   void set_limits(const ipc::Limits& limits);
   void set_unsent_limits(size_t max_unsent, size_t max_unsent_fds);
+  // For connections accepted from now on.
+  void set_handshake_timeout(std::chrono::milliseconds timeout);
   // Called with the number of connections after one is accepted or closed
   // (not while stopping).
   void set_connection_observer(std::function<void(size_t)> observer);
@@ -82,8 +95,10 @@ class Server : public ReplySink, public TaskDirectory {
   size_t connection_count() const { return connections_.size(); }
 
   // TaskDirectory: a task's command and connection time, from its
-  // connection.
+  // connection; a uid's connections, counted against its limit (those
+  // refused at hello are not).
   bool describe(ipc::TaskId task, TaskDetails* out) const override;
+  uint64_t uid_connections(uint32_t uid) const override;
 
   // ReplySink.
   void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
@@ -126,6 +141,10 @@ class Server : public ReplySink, public TaskDirectory {
   Introspector introspector_;
   ipc::TaskId next_task_ = 1;
   std::unordered_map<ipc::TaskId, std::shared_ptr<Connection>> connections_;
+  // Connections per uid, against ipc::Limits::connections_per_uid (no entry
+  // for a uid with none), and those over it that wait to be told so.
+  std::unordered_map<uint32_t, uint64_t> uid_connections_;
+  size_t refused_connections_ = 0;
   std::vector<std::shared_ptr<Connection>> dirty_;
   std::vector<std::shared_ptr<Connection>> flushing_;  // kept: no allocation per flush
   bool flush_posted_ = false;

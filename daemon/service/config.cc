@@ -65,6 +65,7 @@ const char* quota_noun(ipc::Limit l) {
     case ipc::Limit::kNone:
     case ipc::Limit::kMessageBytes:
     case ipc::Limit::kMessageDescriptors:
+    case ipc::Limit::kConnections:  // per uid only: its own key, below
     case ipc::Limit::kCount: break;
   }
   return nullptr;
@@ -213,6 +214,17 @@ std::vector<Key> make_keys() {
                     return Value{c.max_unsent_fds, {}};
                   },
                   [](Config& c, const Value& v) { c.max_unsent_fds = v.n; }});
+  keys.push_back({{"connection.handshake_timeout_ms", "--handshake-timeout-ms", "Connections",
+                   "Milliseconds a new connection has to say hello; one that has not is closed "
+                   "(with a log line).",
+                   "MS", true},
+                  Kind::kCount,
+                  1,
+                  3600u * 1000,
+                  [](const Config& c) {
+                    return Value{c.handshake_timeout_ms, {}};
+                  },
+                  [](Config& c, const Value& v) { c.handshake_timeout_ms = v.n; }});
 
   // [quota.task] and [quota.uid]: one key per quota in limits.h.
   for (const bool per_task : {true, false}) {
@@ -241,6 +253,18 @@ std::vector<Key> make_keys() {
                       }});
     }
   }
+  // A task is one connection: this one is per uid only.
+  keys.push_back({{"quota.uid.connections", "--quota-uid-connections", "Per-uid quotas",
+                   "Most connections all tasks of one uid may have open at once, clients that "
+                   "have not said hello yet included.",
+                   "N", true},
+                  Kind::kCount,
+                  0,
+                  kInt64Max,
+                  [](const Config& c) {
+                    return Value{c.limits.connections_per_uid, {}};
+                  },
+                  [](Config& c, const Value& v) { c.limits.connections_per_uid = v.n; }});
   return keys;
 }
 

@@ -57,6 +57,9 @@ struct Config {
   // [connection]: replies waiting for a client that does not read.
   uint64_t max_unsent_bytes = 16u << 20;
   uint64_t max_unsent_fds = 1024;
+  // A connection that has not said hello this long after it was accepted is
+  // closed.
+  uint64_t handshake_timeout_ms = 10000;
 };
 
 // The room a frame keeps beside the inline body for the rest of a request.

@@ -34,6 +34,7 @@ server::ServerOptions server_options(const Config& c) {
   o.limits = c.limits;
   o.max_unsent = c.max_unsent_bytes;
   o.max_unsent_fds = c.max_unsent_fds;
+  o.handshake_timeout = std::chrono::milliseconds(c.handshake_timeout_ms);
   return o;
 }
 
@@ -161,6 +162,7 @@ class Daemon {
     configure_logging(config_.log_level, config_.log_format);
     server_->set_limits(config_.limits);
     server_->set_unsent_limits(config_.max_unsent_bytes, config_.max_unsent_fds);
+    server_->set_handshake_timeout(std::chrono::milliseconds(config_.handshake_timeout_ms));
     size_t applied = 0;
     for (const Change& c : changes) {
       if (c.reloadable) {

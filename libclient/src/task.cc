@@ -139,6 +139,13 @@ void Task::post_cancel(uint64_t request_id) noexcept {
 
 namespace {
 
+// This thread's last refusal by a limit (last_refused_limit()).
+thread_local std::string t_refused_limit;
+
+void note_refused_limit(const std::string& limit) {
+  if (!limit.empty() || !t_refused_limit.empty()) t_refused_limit = limit;
+}
+
 // The outcome of one round trip, as a Result: the transport's failure, the
 // daemon's status (naming the limit that refused it), or the reply.
 class TaskCall {
@@ -147,15 +154,18 @@ class TaskCall {
            std::vector<UniqueFd> fds = {})
       : connection_(connection) {
     transport_ = connection.call(request, std::move(fds), &reply_);
+    note_refused_limit(reply_.limit);
   }
   // A call `canceller` may give up; if it has been used already the call
   // does not happen and its status is `interrupted`.
   TaskCall(detail::Connection& connection, capnp::MessageBuilder& request,
            std::vector<UniqueFd> fds, Task& task, const Canceller& canceller, Status interrupted)
       : connection_(connection) {
+    note_refused_limit({});
     detail::CancelState* state = canceller.state().get();
     if (state == nullptr) {
       transport_ = connection.call(request, std::move(fds), &reply_);
+      note_refused_limit(reply_.limit);
       return;
     }
     if (canceller.cancelled()) {
@@ -177,6 +187,7 @@ class TaskCall {
       }
       if (now) detail::CancelState::post(weak, id);  // cancelled while it was being written
     });
+    note_refused_limit(reply_.limit);
     std::lock_guard<std::mutex> guard(state->mu);
     std::erase_if(state->in_flight, [&](const auto& entry) { return entry.first == sent_id; });
   }
@@ -224,6 +235,8 @@ UniqueFd dup_fd(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
 }  // namespace
 
 // ---- connecting ----------------------------------------------------------------
+
+std::string last_refused_limit() { return t_refused_limit; }
 
 std::string resolve_socket_path(std::string_view explicit_path) {
   return proto::resolve_socket_path(explicit_path);

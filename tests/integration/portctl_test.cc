@@ -55,6 +55,26 @@ Json quota(uint64_t names, uint64_t ports, uint64_t sets, uint64_t qmsgs, uint64
               {"parked_requests", q(0, 4096, 65536)}};
 }
 
+// A uid's quotas: those of its tasks together, and its connections.
+Json uid_quota(uint64_t names, uint64_t ports, uint64_t sets, uint64_t qmsgs, uint64_t qbytes,
+               uint64_t bnames, uint64_t connections) {
+  Json q = quota(names, ports, sets, qmsgs, qbytes, bnames, true);
+  q["connections"] = Json{{"used", connections}, {"limit", 4096}};
+  return q;
+}
+
+// The default limits, as status shows them.
+Json default_limits() {
+  Json task, uid;
+  const Json task_quota = quota(0, 0, 0, 0, 0, 0, false);
+  const Json uid_q = uid_quota(0, 0, 0, 0, 0, 0, 0);
+  for (auto& [name, v] : task_quota.items()) task[name] = v["limit"];
+  for (auto& [name, v] : uid_q.items()) uid[name] = v["limit"];
+  return Json{{"task", task},
+              {"uid", uid},
+              {"message", {{"message_bytes", 1u << 20}, {"message_descriptors", 1024}}}};
+}
+
 Json names_count(int total, int receive, int send, int send_once, int port_set, int dead) {
   return Json{{"total", total},         {"receive", receive},   {"send", send},
               {"send_once", send_once}, {"port_set", port_set}, {"dead_name", dead}};
@@ -174,12 +194,17 @@ TEST_F(KnownState, StatusJson) {
                          {"queued_bytes", 5},
                          {"bootstrap_names", 2},
                          {"monitors", 0},
+                         {"limits", default_limits()},
                          {"counters",
                           {{"messages_sent", 2},
                            {"messages_received", 0},
                            {"messages_destroyed", 0},
                            {"messages_refused", 0},
-                           {"notifications", 0}}}};
+                           {"messages_in_flight", 2},
+                           {"destroyed", {{"port_died", 0}, {"too_large", 0}, {"sender_died", 0}}},
+                           {"notifications", 0},
+                           {"notifications_received", 0},
+                           {"notifications_destroyed", 0}}}};
   EXPECT_EQ(j, expected) << j.dump(2);
 }
 
@@ -188,7 +213,8 @@ TEST_F(KnownState, TasksJsonWithQuotaUse) {
   const int64_t t1 = unix_ms();
   ASSERT_EQ(j.size(), 2u) << j.dump(2);
   for (auto& t : j) settle_time(t["connected_unix_ms"], t0, t1);
-  const Json uid_quota = quota(7, 3, 1, 2, 5, 2, true);
+  // alpha, beta and portctl are uid 0's three connections.
+  const Json uid_q = uid_quota(7, 3, 1, 2, 5, 2, 3);
   const Json expected = Json::array({{{"task", alpha->id()},
                                       {"pid", pid},
                                       {"uid", 0},
@@ -197,7 +223,7 @@ TEST_F(KnownState, TasksJsonWithQuotaUse) {
                                       {"connected_unix_ms", 0},
                                       {"names", names_count(5, 2, 1, 0, 1, 1)},
                                       {"quota", quota(5, 2, 1, 2, 5, 1, false)},
-                                      {"uid_quota", uid_quota}},
+                                      {"uid_quota", uid_q}},
                                      {{"task", beta->id()},
                                       {"pid", pid},
                                       {"uid", 0},
@@ -206,13 +232,37 @@ TEST_F(KnownState, TasksJsonWithQuotaUse) {
                                       {"connected_unix_ms", 0},
                                       {"names", names_count(2, 1, 1, 0, 0, 0)},
                                       {"quota", quota(2, 1, 0, 0, 0, 1, false)},
-                                      {"uid_quota", uid_quota}}});
+                                      {"uid_quota", uid_q}}});
   EXPECT_EQ(j, expected) << j.dump(2);
   // Without the filter portctl's own task is there too.
   Json all = json({"tasks"});
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[2]["command"], "portctl");
   EXPECT_EQ(all[2]["names"]["total"], 0);
+}
+
+TEST_F(KnownState, UidsJsonShowsEachQuotaOfTheUidAgainstItsLimit) {
+  Json j = json({"uids"});
+  const Json expected =
+      Json::array({{{"uid", 0}, {"tasks", 3}, {"quota", uid_quota(7, 3, 1, 2, 5, 2, 3)}}});
+  EXPECT_EQ(j, expected) << j.dump(2);
+  // The table: one row per quota, connections included.
+  Outcome human = run({"uids"});
+  ASSERT_EQ(human.code, 0) << human.err;
+  EXPECT_NE(human.out.find("connections"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("1 uids listed."), std::string::npos) << human.out;
+  Outcome rows = run({"--no-legend", "uids"});
+  EXPECT_EQ(std::count(rows.out.begin(), rows.out.end(), '\n'), 12) << rows.out;
+  // tasks --quota has the uid-only quota too, with no per-task use.
+  Outcome per_task = run({"--no-legend", "tasks", "--quota", "--pid", std::to_string(pid)});
+  std::istringstream lines(per_task.out);
+  int connection_rows = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("connections") == std::string::npos) continue;
+    ++connection_rows;
+    EXPECT_NE(line.find("4096"), std::string::npos) << line;
+  }
+  EXPECT_EQ(connection_rows, 2) << per_task.out;
 }
 
 TEST_F(KnownState, PortsJson) {
@@ -360,7 +410,8 @@ TEST_F(KnownState, HumanTablesAreAlignedAndNoLegendDropsHeaders) {
   for (const std::vector<std::string>& args : {std::vector<std::string>{"ports"},
                                                {"tasks", "--pid", std::to_string(pid)},
                                                {"sets"},
-                                               {"names"}}) {
+                                               {"names"},
+                                               {"uids"}}) {
     Outcome r = run(args);
     ASSERT_EQ(r.code, 0) << r.err;
     auto lines = lines_of(r.out);
@@ -891,12 +942,18 @@ TEST_F(BusyState, StatusCountsEveryKindOfMessage) {
   EXPECT_EQ(j["queued_messages"], 1);
   EXPECT_EQ(j["queued_bytes"], 3);
   EXPECT_EQ(j["bootstrap_names"], 1);
-  // Notifications are messages too: sent and received like any other.
-  const Json counters = {{"messages_sent", 4},       // "kept", "dropped", "one", the notification
-                         {"messages_received", 2},   // "kept", the notification
-                         {"messages_destroyed", 1},  // "dropped"
-                         {"messages_refused", 1},    // id 9, timed out
-                         {"notifications", 1}};      // send-once
+  // Every send a client asked for ends received, destroyed or refused, or is
+  // in flight; notifications are counted apart.
+  const Json counters = {
+      {"messages_sent", 6},       // "kept", "dropped", "one", id 9, the blocked and the cached
+      {"messages_received", 1},   // "kept"
+      {"messages_destroyed", 1},  // "dropped"
+      {"messages_refused", 1},    // id 9, timed out
+      {"messages_in_flight", 3},  // "one", the blocked and the cached
+      {"destroyed", {{"port_died", 1}, {"too_large", 0}, {"sender_died", 0}}},
+      {"notifications", 1},  // send-once
+      {"notifications_received", 1},
+      {"notifications_destroyed", 0}};
   EXPECT_EQ(j["counters"], counters) << j.dump(2);
 }
 
@@ -1043,7 +1100,8 @@ TEST_F(BusyState, EveryJsonFieldIsDocumented) {
                                                {"rights", std::to_string(alpha->id())},
                                                {"rights", std::to_string(beta->id())},
                                                {"sets"},
-                                               {"names"}}) {
+                                               {"names"},
+                                               {"uids"}}) {
     collect(json(args));
   }
   Outcome top = run({"--json", "top", "--iterations", "1", "--interval", "10"});
@@ -1124,6 +1182,17 @@ TEST_F(AccessTest, AnotherUidSeesOnlyItsOwn) {
   EXPECT_EQ(tasks[0]["command"], "nobody-task");
   EXPECT_EQ(tasks[1]["command"], "portctl");
   for (const auto& t : tasks) EXPECT_EQ(t["uid"], kNobody);
+  // Its own uid's account only; root sees both.
+  Json uids = json({"uids"}, kNobody);
+  ASSERT_EQ(uids.size(), 1u) << uids.dump(2);
+  EXPECT_EQ(uids[0]["uid"], kNobody);
+  EXPECT_EQ(uids[0]["tasks"], 2);
+  EXPECT_EQ(uids[0]["quota"]["connections"]["used"], 2);
+  EXPECT_EQ(uids[0]["quota"]["ports"]["used"], 1);
+  Json all_uids = json({"uids"});
+  ASSERT_EQ(all_uids.size(), 2u) << all_uids.dump(2);
+  EXPECT_EQ(all_uids[0]["uid"], 0);
+  EXPECT_EQ(all_uids[1]["uid"], kNobody);
   Json ports = json({"ports"}, kNobody);
   ASSERT_EQ(ports.size(), 1u);
   EXPECT_EQ(ports[0]["port"], 2);

@@ -74,8 +74,8 @@ Outcome run(const std::string& program, const std::vector<std::string>& env, int
   return run_with_args(program, {}, env, timeout_ms);
 }
 
-void run_conformance(const std::string& name) {
-  DaemonProcess daemon;
+void run_conformance(const std::string& name, std::vector<std::string> daemon_args = {}) {
+  DaemonProcess daemon(std::move(daemon_args));
   ASSERT_TRUE(daemon.started());
   const std::string program = std::string(MACH_TESTS_DIR) + "/mach_" + name;
   Outcome outcome = run(program, {"PORTD_SOCKET=" + daemon.socket_path()}, 60000);
@@ -103,6 +103,11 @@ MACH_CONFORMANCE(fork_memory)
 MACH_CONFORMANCE(ool_zero_copy)
 MACH_CONFORMANCE(ool_64mib)
 MACH_CONFORMANCE(errors)
+
+// Going over a quota: Mach's status, and portd_last_refused_limit() names it.
+TEST(MachConformance, quotas) {
+  run_conformance("quotas", {"--quota-task-ports", "3", "--quota-task-queued-messages", "2"});
+}
 
 // Without a daemon: calls fail with KERN_INVALID_TASK and one line on stderr
 // says why.

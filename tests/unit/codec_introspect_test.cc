@@ -65,6 +65,9 @@ TEST(CodecIntrospect, IntrospectDecodesWithDefaultsAndCaps) {
   EXPECT_EQ(big.what, req::IntrospectWhat::kStatus);
   auto small = body_as<req::Introspect>(decode([](auto r) { r.initIntrospect().setLimit(3); }));
   EXPECT_EQ(small.limit, 3u);
+  auto uids = body_as<req::Introspect>(
+      decode([](auto r) { r.initIntrospect().setWhat(wire::IntrospectWhat::UIDS); }));
+  EXPECT_EQ(uids.what, req::IntrospectWhat::kUids);
 }
 
 TEST(CodecIntrospect, BadIntrospectionsAreRefused) {
@@ -73,7 +76,7 @@ TEST(CodecIntrospect, BadIntrospectionsAreRefused) {
       Status::kInvalidArgument);
   // A kind from a newer client.
   expect_refused(
-      decode([](auto r) { r.initIntrospect().setWhat(static_cast<wire::IntrospectWhat>(7)); }),
+      decode([](auto r) { r.initIntrospect().setWhat(static_cast<wire::IntrospectWhat>(8)); }),
       Status::kNotSupported);
   expect_refused(decode([](auto r) {
                    r.setFdCount(1);

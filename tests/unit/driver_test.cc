@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/ipc/core_impl.h"
+
 namespace portd::server {
 namespace {
 
@@ -316,6 +318,30 @@ TEST_F(DriverTest, UnsealedOolIsRefusedAndNothingIsHeld) {
   fds.push_back(memfd("abc", false));  // the second is not sealed
   EXPECT_EQ(call(kA, 10, std::move(s), std::move(fds)).status, Status::kSendInvalidMemory);
   EXPECT_EQ(driver_.attachment_count(), 0u);
+  // The daemon's counters count it as a send, refused.
+  EXPECT_EQ(core_.impl().counters().messages_sent, 1u);
+  EXPECT_EQ(core_.impl().counters().messages_refused, 1u);
+}
+
+TEST_F(DriverTest, ASendTheCodecRefusedCountsAsSentAndRefused) {
+  DecodedRequest r;
+  r.id = 10;
+  r.carries_message = true;
+  r.refusal =
+      Refusal{Status::kSendTooLarge, ipc::Limit::kMessageBytes, "inline body over the limit"};
+  driver_.handle(kA, std::move(r), {});
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].status, Status::kSendTooLarge);
+  EXPECT_EQ(got[0].limit, "message_bytes");
+  // A refused request that was not a send is no message.
+  DecodedRequest other;
+  other.id = 11;
+  other.refusal = Refusal{Status::kInvalidValue, ipc::Limit::kNone, "unknown right"};
+  driver_.handle(kA, std::move(other), {});
+  EXPECT_EQ(sink_.take(kA).size(), 1u);
+  EXPECT_EQ(core_.impl().counters().messages_sent, 1u);
+  EXPECT_EQ(core_.impl().counters().messages_refused, 1u);
 }
 
 TEST_F(DriverTest, ReleaseSignalTravelsAfterItsRegionAndClosesWithIt) {
@@ -592,6 +618,7 @@ TEST(DriverDelivery, UnnameableRightsStillDeliverTheMessage) {
   rcv.options.timeout_ms = 0;
   Recorded r = call(kReceiver, rcv);
   EXPECT_EQ(r.status, Status::kRcvHeaderError);
+  EXPECT_EQ(r.limit, "names");  // the quota that kept the rights from being named
   ASSERT_EQ(r.which, wire::Reply::MESSAGE);
   EXPECT_EQ(r.msg_id, 31);
   EXPECT_EQ(r.body, "body");
@@ -610,6 +637,7 @@ TEST(DriverDelivery, UnnameableRightsStillDeliverTheMessage) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].id, 100u);
   EXPECT_EQ(got[0].status, Status::kRcvBodyError);
+  EXPECT_EQ(got[0].limit, "names");
   ASSERT_EQ(got[0].which, wire::Reply::MESSAGE);
   EXPECT_EQ(got[0].msg_id, 32);
   EXPECT_EQ(got[0].body, "body");

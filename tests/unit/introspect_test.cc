@@ -31,6 +31,7 @@ class Directory : public TaskDirectory {
     out->connected_unix_ms = 1000 + static_cast<int64_t>(task);
     return true;
   }
+  uint64_t uid_connections(uint32_t uid) const override { return uid == 1000 ? 2 : 1; }
 };
 
 class IntrospectTest : public ipc::testing::CoreTest {
@@ -518,6 +519,27 @@ TEST_F(MonitorSubscriptionTest, FiltersAndTheAccessRuleApply) {
 
   for (auto [t, n] : {std::pair{kA, ra}, std::pair{kB, rb}, std::pair{kB, rb2}})
     ASSERT_EQ(recv(t, n).status, Status::kSuccess);
+}
+
+TEST_F(IntrospectTest, UidsListEachAccountAgainstThePerUidLimitsAndOnlyTheViewersOwn) {
+  port(kA);
+  port(kC);
+  port(kB);
+  size_t pages = 0;
+  Json uids = all(root, IntrospectWhat::kUids, 1, &pages);
+  EXPECT_EQ(pages, 2u);  // one uid a page, the cursor past uid 1000 included
+  ASSERT_EQ(uids.size(), 2u) << uids.dump(2);
+  EXPECT_EQ(uids[0]["uid"], 1000);
+  EXPECT_EQ(uids[0]["tasks"], 2);  // kA and kC
+  EXPECT_EQ(uids[0]["quota"]["ports"], Json({{"used", 2}, {"limit", 1u << 18}}));
+  EXPECT_EQ(uids[0]["quota"]["connections"], Json({{"used", 2}, {"limit", 4096}}));
+  EXPECT_EQ(uids[1]["uid"], 1001);
+  EXPECT_EQ(uids[1]["quota"]["ports"]["used"], 1);
+  EXPECT_EQ(uids[1]["quota"]["connections"]["used"], 1);
+  EXPECT_EQ(uids[0]["quota"].size(), 12u);
+  Json mine = json(user, IntrospectWhat::kUids);
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0]["uid"], 1000);
 }
 
 }  // namespace

@@ -128,6 +128,81 @@ TEST_F(QuotaTest, BootstrapNames) {
   EXPECT_EQ(core.bootstrap_check_in(kA, "two", &n, fx), Status::kSuccess);
 }
 
+TEST_F(QuotaTest, InsertRightMakingASendOnceRightIsCharged) {
+  Name r = port(kA);
+  Name so;
+  RightType t;
+  ASSERT_EQ(core.extract_right(kA, r, Disposition::kMakeSendOnce, &so, &t, fx), Status::kSuccess);
+  ASSERT_EQ(core.extract_right(kA, r, Disposition::kMakeSendOnce, &so, &t, fx), Status::kSuccess);
+  const std::string before = snapshot(kA);
+  EXPECT_EQ(core.insert_right(kA, make_name(500, 1), r, Disposition::kMakeSendOnce, fx),
+            Status::kResourceShortage);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kSendOnceRights);
+  EXPECT_EQ(snapshot(kA), before);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.send_once_rights, 2u);
+  // Used up: destroyed unused, its send-once notification carries it (and
+  // its charge) until received.
+  ASSERT_EQ(core.deallocate(kA, so, fx), Status::kSuccess);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.send_once_rights, 2u);
+  EXPECT_EQ(recv(kA, r).msg.id, 71);
+  EXPECT_EQ(core.insert_right(kA, make_name(500, 1), r, Disposition::kMakeSendOnce, fx),
+            Status::kSuccess);
+  EXPECT_EQ(type_of(kA, make_name(500, 1)), kTypeSendOnce);
+}
+
+TEST_F(QuotaTest, CacheOnFullCountsTheNotificationsSendOnceRight) {
+  auto [r, s] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, r, 1, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
+  Name notify = port(kB);
+  Name so;
+  RightType t;
+  ASSERT_EQ(core.extract_right(kB, notify, Disposition::kMakeSendOnce, &so, &t, fx),
+            Status::kSuccess);
+  Name so2;
+  ASSERT_EQ(core.extract_right(kB, notify, Disposition::kMakeSendOnce, &so2, &t, fx),
+            Status::kSuccess);
+  SendOptions cache = now();
+  cache.cache = true;
+  cache.notify = notify;
+  cache.thread = 7;
+  const std::string before = snapshot(kB);
+  EXPECT_EQ(send(kB, msg(s, Disposition::kCopySend, 2), cache), Status::kSendNoBuffer);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kSendOnceRights);
+  EXPECT_EQ(snapshot(kB), before);
+  // One right used up: the cached send's notification right fits again.
+  ASSERT_EQ(core.deallocate(kB, so2, fx), Status::kSuccess);
+  EXPECT_EQ(recv(kB, notify).msg.id, 71);
+  EXPECT_EQ(send(kB, msg(s, Disposition::kCopySend, 3), cache), Status::kSendWillNotify);
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.send_once_rights, 2u);
+}
+
+TEST_F(QuotaTest, ABlockedSendsReceiveRightComesBackWhateverTheTaskMadeMeanwhile) {
+  // kB sends a receive right of its own to a full port and waits; meanwhile
+  // it makes ports up to its limit. When the send times out the right must
+  // come back under its name (charged past the limit), never die.
+  auto [r, s] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, r, 1, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
+  Name carried = port(kB);
+  MessageIn m = msg(s, Disposition::kCopySend, 2);
+  m.descriptors.push_back(PortDescIn{carried, Disposition::kMoveReceive});
+  ASSERT_EQ(send(kB, m, wait(), 9), Status::kSendInProgress);
+  for (int i = 0; i < 4; ++i) port(kB);
+  Name n;
+  EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
+  core.expire(9, fx);
+  auto c = completion(9);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->status, Status::kSendTimedOut);
+  EXPECT_EQ(type_of(kB, carried), kTypeReceive);
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 5u);
+  // Nothing more until it is back under the limit.
+  EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
+  ASSERT_EQ(core.mod_refs(kB, carried, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
+}
+
 TEST_F(QuotaTest, ChargesOfADeadSenderLiveUntilItsMessagesAreReceived) {
   auto [r, s] = port_with_sender(kA, kB);
   ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1, "x")), Status::kSuccess);
@@ -149,6 +224,7 @@ TEST_F(QuotaTest, AReceiveRightTheReceiverCannotHoldDiesAndTheBodyErrorSaysSo) {
   ASSERT_EQ(send(kA, m), Status::kSuccess);
   Received got = recv(kB, dest);
   EXPECT_EQ(got.status, Status::kRcvBodyError);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
   EXPECT_EQ(got.msg.id, 9);
   EXPECT_EQ(body_of(got.msg), "carried");
   ASSERT_EQ(got.msg.descriptors.size(), 1u);
@@ -184,6 +260,7 @@ TEST_F(NameQuotaTest, UnnameableRightsAreDestroyedAndTheMessageArrives) {
   ASSERT_EQ(send(kA, m), Status::kSuccess);
   Received got = recv(kB, dest);
   EXPECT_EQ(got.status, Status::kRcvHeaderError);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kNames);
   EXPECT_EQ(got.msg.id, 21);
   EXPECT_EQ(body_of(got.msg), "body");
   EXPECT_EQ(got.msg.remote, kNameNull);
@@ -201,6 +278,123 @@ TEST_F(NameQuotaTest, UnnameableRightsAreDestroyedAndTheMessageArrives) {
   got = recv(kB, dest);
   EXPECT_EQ(got.status, Status::kRcvBodyError);
   EXPECT_EQ(got.msg.id, 22);
+}
+
+TEST_F(NameQuotaTest, AParkedReceiveAndALookUpNameTheLimitThatRefusedTheirRight) {
+  Name dest = port(kB);
+  Name to_dest = send_right(kB, dest, kA);
+  Name extra = port(kA);
+  Name dead;
+  while (core.allocate(kB, Right::kDeadName, &dead) == Status::kSuccess) {
+  }
+  ASSERT_EQ(recv_park(kB, dest, 1), Status::kRcvInProgress);
+  MessageIn m = msg(to_dest, Disposition::kCopySend, 5);
+  m.descriptors.push_back(PortDescIn{extra, Disposition::kMakeSend});
+  ASSERT_EQ(send(kA, m), Status::kSuccess);
+  auto c = completion(1);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->status, Status::kRcvBodyError);
+  EXPECT_EQ(c->limit, Limit::kNames);
+  // The sender's operation succeeded and records no limit.
+  EXPECT_EQ(core.last_refused_limit(), Limit::kNone);
+
+  Name got;
+  ASSERT_EQ(core.bootstrap_look_up(kB, "later", -1, 2, &got, fx), Status::kRcvInProgress);
+  ASSERT_EQ(core.bootstrap_register(kA, "later", extra, fx), Status::kSuccess);
+  c = completion(2);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->status, Status::kBootstrapNoMemory);
+  EXPECT_EQ(c->limit, Limit::kNames);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kNone);
+}
+
+// The counters account for every message a client sends: received,
+// destroyed (with a reason) or refused, or still in flight.
+class CounterTest : public CoreTest {
+ protected:
+  void expect_balanced() {
+    const Counters& n = core.impl().counters();
+    EXPECT_EQ(n.messages_sent, n.messages_received + n.messages_destroyed + n.messages_refused +
+                                   n.messages_in_flight);
+    EXPECT_EQ(n.messages_destroyed,
+              n.destroyed_port_died + n.destroyed_too_large + n.destroyed_sender_died);
+  }
+};
+
+TEST_F(CounterTest, EverySendEndsReceivedDestroyedOrRefused) {
+  const Counters& n = core.impl().counters();
+  auto [r, s] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, r, 1, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
+  EXPECT_EQ(send(kB, msg(s, Disposition::kCopySend, 2)), Status::kSendTimedOut);
+  EXPECT_EQ(send(kB, msg(kNameNull)), Status::kSendInvalidDest);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 3, "a longer body"), wait(), 5),
+            Status::kSendInProgress);
+  EXPECT_EQ(n.messages_sent, 4u);
+  EXPECT_EQ(n.messages_refused, 2u);
+  EXPECT_EQ(n.messages_in_flight, 2u);
+  expect_balanced();
+
+  EXPECT_EQ(recv(kA, r).msg.id, 1);  // and message 3 enters the queue
+  ASSERT_TRUE(completion(5).has_value());
+  ReceiveOptions small;
+  small.max_size = 30;
+  EXPECT_EQ(recv(kA, r, small).status, Status::kRcvTooLarge);  // message 3 destroyed
+  EXPECT_EQ(n.messages_received, 1u);
+  EXPECT_EQ(n.destroyed_too_large, 1u);
+  expect_balanced();
+
+  // A blocked sender that dies: its message goes with it. The one it had
+  // queued stays, and dies with its port.
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 4)), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 5), wait(), 6), Status::kSendInProgress);
+  core.task_destroy(kB, fx);
+  EXPECT_EQ(n.destroyed_sender_died, 1u);
+  EXPECT_EQ(n.messages_in_flight, 1u);
+  ASSERT_EQ(core.mod_refs(kA, r, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(n.destroyed_port_died, 1u);
+
+  EXPECT_EQ(n.messages_sent, 6u);
+  EXPECT_EQ(n.messages_received, 1u);
+  EXPECT_EQ(n.messages_destroyed, 3u);
+  EXPECT_EQ(n.messages_refused, 2u);
+  EXPECT_EQ(n.messages_in_flight, 0u);
+  EXPECT_EQ(n.notifications, 0u);
+  expect_balanced();
+}
+
+TEST_F(CounterTest, ACachedMessageWhosePortDiesIsDestroyedAndNotificationsCountApart) {
+  const Counters& n = core.impl().counters();
+  auto [r, s] = port_with_sender(kA, kB);
+  ASSERT_EQ(core.set_qlimit(kA, r, 1, fx), Status::kSuccess);
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
+  Name notify = port(kB);
+  SendOptions cache = now();
+  cache.cache = true;
+  cache.notify = notify;
+  ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 2), cache), Status::kSendWillNotify);
+  ASSERT_EQ(core.mod_refs(kA, r, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(n.messages_sent, 2u);
+  EXPECT_EQ(n.destroyed_port_died, 2u);  // the queued one and the cached one
+  EXPECT_EQ(n.messages_refused, 0u);
+  // The cached message's unused notify right told kB: a send-once
+  // notification, received.
+  EXPECT_EQ(n.notifications, 1u);
+  EXPECT_EQ(recv(kB, notify).msg.id, 71);
+  EXPECT_EQ(n.notifications_received, 1u);
+  EXPECT_EQ(n.messages_received, 0u);
+  expect_balanced();
+  // A notification that dies unreceived.
+  Name so;
+  RightType t;
+  ASSERT_EQ(core.extract_right(kB, notify, Disposition::kMakeSendOnce, &so, &t, fx),
+            Status::kSuccess);
+  ASSERT_EQ(core.deallocate(kB, so, fx), Status::kSuccess);
+  ASSERT_EQ(core.mod_refs(kB, notify, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(n.notifications, 2u);
+  EXPECT_EQ(n.notifications_destroyed, 1u);
+  EXPECT_EQ(n.messages_destroyed, 2u);
+  expect_balanced();
 }
 
 }  // namespace

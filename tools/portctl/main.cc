@@ -303,6 +303,7 @@ int main(int argc, char** argv) {
   rights->require_option(1);
   auto* sets = app.add_subcommand("sets", "Port sets and their members");
   auto* names = app.add_subcommand("names", "The bootstrap registry");
+  auto* uids = app.add_subcommand("uids", "Per-uid quota use against the per-uid limits");
   std::string monitor_target;
   uint64_t monitor_task = 0, monitor_count = 0;
   uint32_t monitor_buffer = 0;
@@ -354,6 +355,10 @@ int main(int argc, char** argv) {
     if (*names) {
       const Json j = s.fetch("names", IntrospectWhat::kNames);
       return s.print(j, portctl::names_view(j, view));
+    }
+    if (*uids) {
+      const Json j = s.fetch("uids", IntrospectWhat::kUids);
+      return s.print(j, portctl::uids_view(j, view));
     }
     if (*monitor)
       return run_monitor(s, monitor_target, monitor_task, monitor_count, monitor_buffer);

@@ -121,11 +121,18 @@ std::string status_view(const Json& j, const ViewOptions& o) {
                            " bytes"});
   t.add_row({"bootstrap names", cell(j.at("bootstrap_names"))});
   t.add_row({"monitors", cell(j.at("monitors"))});
+  const Json& d = c.at("destroyed");
   t.add_row({"messages", "sent " + cell(c.at("messages_sent")) + ", received " +
                              cell(c.at("messages_received")) + ", destroyed " +
                              cell(c.at("messages_destroyed")) + ", refused " +
-                             cell(c.at("messages_refused"))});
-  t.add_row({"notifications", cell(c.at("notifications"))});
+                             cell(c.at("messages_refused")) + ", in flight " +
+                             cell(c.at("messages_in_flight"))});
+  t.add_row({"destroyed", "port died " + cell(d.at("port_died")) + ", too large " +
+                              cell(d.at("too_large")) + ", sender died " +
+                              cell(d.at("sender_died"))});
+  t.add_row({"notifications", cell(c.at("notifications")) + " (received " +
+                                  cell(c.at("notifications_received")) + ", destroyed " +
+                                  cell(c.at("notifications_destroyed")) + ")"});
   t.add_row({"viewer", "uid " + cell(viewer.at("uid")) +
                            (viewer.at("privileged").get<bool>() ? ", sees every task"
                                                                 : ", sees its own tasks")});
@@ -195,8 +202,30 @@ std::string quota_view(const Json& tasks, const ViewOptions& o) {
                  cell(v.at("limit")), pct, get(u.value(name, Json(nullptr)), "used"),
                  get(u.value(name, Json(nullptr)), "limit")});
     }
+    // Quotas that only a uid has (connections).
+    for (const auto& [name, v] : u.items()) {
+      if (q.contains(name)) continue;
+      t.add_row({cell(k.at("task")), cell(k.at("pid")), cell(k.at("uid")), name, "-", "-", "-",
+                 cell(v.at("used")), cell(v.at("limit"))});
+    }
   }
   return t.render(o.legend);
+}
+
+std::string uids_view(const Json& uids, const ViewOptions& o) {
+  Table t({{"UID", R}, {"TASKS", R}, {"QUOTA", L}, {"USED", R}, {"LIMIT", R}, {"USE%", R}});
+  for (const auto& u : uids) {
+    for (const auto& [name, v] : u.at("quota").items()) {
+      const uint64_t used = v.at("used").get<uint64_t>();
+      const uint64_t limit = v.at("limit").get<uint64_t>();
+      char pct[16];
+      std::snprintf(pct, sizeof pct, "%.1f",
+                    limit == 0 ? 0.0 : 100.0 * double(used) / double(limit));
+      t.add_row({cell(u.at("uid")), cell(u.at("tasks")), name, cell(v.at("used")),
+                 cell(v.at("limit")), pct});
+    }
+  }
+  return t.render(o.legend) + footer(o, uids.size(), "uids");
 }
 
 std::string ports_view(const Json& ports, const ViewOptions& o) {

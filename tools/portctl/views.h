@@ -26,6 +26,8 @@ std::string duration(int64_t ms);              // 1d 2h 3m 4s
 std::string status_view(const Json& status, const ViewOptions& o);
 std::string tasks_view(const Json& tasks, const ViewOptions& o);
 std::string quota_view(const Json& tasks, const ViewOptions& o);
+// `uids`: one row per uid and quota, use against the per-uid limit.
+std::string uids_view(const Json& uids, const ViewOptions& o);
 std::string ports_view(const Json& ports, const ViewOptions& o);
 std::string port_view(const Json& port, const ViewOptions& o);
 // `spaces`: [{"task": {...}, "names": [...]}, ...] as `rights --json` prints.

@@ -41,6 +41,7 @@ enum class IntrospectWhat : uint8_t {
   kRights,  // one task's name space (target = the task id), by name
   kSets,    // port sets, by id
   kNames,   // the bootstrap registry, by name
+  kUids,    // per-uid accounts, by uid
 };
 
 struct IntrospectQuery {

@@ -58,6 +58,13 @@ struct OutgoingRegions;
 struct ReplyData;
 }  // namespace detail
 
+// The limit that refused this thread's most recent request to the daemon,
+// by the name the daemon gave it ("queued_bytes", "ports", "connections"...;
+// docs/operating.md lists them), or "" if that request was not refused by
+// one. Calls that answer a bare Status (send, insert_right, ...) have no
+// other way to say which quota it was; Results say it in detail() too.
+PORTD_API std::string last_refused_limit();
+
 // The daemon's socket path, resolved as portd and portctl resolve it:
 // `explicit_path` if not empty, else $PORTD_SOCKET, else
 // $XDG_RUNTIME_DIR/portd.sock, else /run/portd/portd.sock.

@@ -6,9 +6,11 @@
 #include <mach/ndr.h>
 
 #include <cstdio>
+#include <string>
 #include <string_view>
 
 #include "portd/status.h"
+#include "portd/task.h"
 
 namespace portd::mach {
 namespace {
@@ -98,6 +100,12 @@ char* mach_error_type(mach_error_t error_value) {
   if (system == 4 && sub == 1) return const_cast<char*>("(ipc/rcv)");
   if (system == 4 && sub == 2) return const_cast<char*>("(ipc/mig)");
   return const_cast<char*>("(unknown/unknown)");
+}
+
+const char* portd_last_refused_limit(void) {
+  thread_local std::string text;
+  text = portd::last_refused_limit();
+  return text.c_str();
 }
 
 void mach_error(const char* str, mach_error_t error_value) {
