@@ -314,6 +314,12 @@ class Harness final : public server::ReplySink, public server::TaskDirectory {
     }
     return false;
   }
+  uint64_t uid_connections(uint32_t uid) const override {
+    uint64_t n = 0;
+    for (size_t i = 0; i < kSlots; ++i)
+      if (slots_[i].live && kCreds[i].uid == uid) ++n;
+    return n;
+  }
 
  private:
   void fail(const std::string& why) {

@@ -151,15 +151,14 @@ run_consumer cmake "$work/cmake-build/consumer" '^cmake: hello from cmake \(mess
 run_consumer pkgconfig "$work/pc-consumer" '^pkgconfig: hello from pkgconfig \(message 7 from pid [0-9]+\)$'
 run_consumer cmake-mach "$work/cmake-build/mach_consumer" '^cmake-mach: hello from cmake-mach \(message 42\)$'
 run_consumer pkgconfig-mach "$work/pc-mach-consumer" '^pkgconfig-mach: hello from pkgconfig-mach \(message 42\)$'
-# Installed tools find the installed library by themselves (portbench when
-# built), and --help documents them.
+# Installed tools find the installed library by themselves, and --help
+# documents them.
 help=$("$prefix/$PORTD_BINDIR/portd" --help) || fail "portd --help"
 [[ "$help" == *"--config PATH"* ]] || fail "portd --help: $help"
 for tool in portctl portbench; do
-  if [ -e "$prefix/$PORTD_BINDIR/$tool" ]; then
-    "$prefix/$PORTD_BINDIR/$tool" --help >/dev/null 2>&1 || fail "$tool --help"
-    echo "$tool --help: ok"
-  fi
+  [ -x "$prefix/$PORTD_BINDIR/$tool" ] || fail "$tool is not installed"
+  "$prefix/$PORTD_BINDIR/$tool" --help >/dev/null 2>&1 || fail "$tool --help"
+  echo "$tool --help: ok"
 done
 # The installed portctl sees the installed daemon ($PORTD_SOCKET, as clients
 # resolve it).
@@ -168,6 +167,12 @@ echo "$pc_status" | grep -q "\"version\": \"$PORTD_VERSION\"" || fail "portctl s
 echo "$pc_status" | grep -q "\"socket\": \"$PORTD_SOCKET\"" || fail "portctl status: $pc_status"
 echo "$pc_status" | grep -q '"messages_sent": 4,' || fail "portctl status (4 consumers, 1 message each): $pc_status"
 echo "portctl status: ok"
+# The installed portbench measures the installed daemon (one scenario, smoke
+# size: that it runs, not how fast).
+pb=$("$prefix/$PORTD_BINDIR/portbench" --smoke --only rpc_64 --json) || fail "portbench: $pb"
+echo "$pb" | grep -q '"name": "rpc_64"' || fail "portbench: $pb"
+echo "$pb" | grep -q '"failed": 0,' || fail "portbench: $pb"
+echo "portbench: ok"
 
 step "stop"
 kill -TERM "$daemon_pid"

@@ -698,7 +698,9 @@ TEST(ScratchTest, ReusedFirstSegmentEncodesLikeAFreshOne) {
     ASSERT_TRUE(reader.feed(bytes.data(), bytes.size()));
     ASSERT_EQ(reader.next(), FrameReader::Next::kFrame);
     expect_hello(reader, static_cast<uint64_t>(i), command);
-    if (i != 1) EXPECT_EQ(bytes, fresh);
+    if (i != 1) {
+      EXPECT_EQ(bytes, fresh);
+    }
   }
 }
 
