@@ -90,14 +90,18 @@ TEST_F(ClientMoveReceiveTest, ABlockedSenderInAnotherProcessFollowsTheMovedPort)
   send_right.add_port(port, Disposition::kMakeSend);
   AgentHandle sender;
   auto s = spawn_agent(&sender, &send_right);
+  // Both agents are forked before any other thread runs here: a child forked
+  // while another thread allocates can hang on that thread's allocator lock
+  // (GCC 12's ASan runtime takes no such lock around fork).
+  AgentHandle receiver;
+  auto r = spawn_agent(&receiver);
   ASSERT_EQ(sender.send(0, 1), Status::kSuccess);
   Status blocked = Status::kFailure;
   std::thread waits([&] { blocked = sender.send(0, 2, -1); });  // waits for room
 
   OutgoingMessage give;
   give.add_port(std::move(port));
-  AgentHandle receiver;
-  auto r = spawn_agent(&receiver, &give);
+  EXPECT_EQ(receiver.call(agent::kTake, give).status, Status::kSuccess);
   EXPECT_EQ(receiver.receive(0, 0).a, 1);
   auto second = receiver.receive(0, static_cast<int64_t>(kWait.count()));
   waits.join();

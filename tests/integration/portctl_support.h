@@ -57,6 +57,11 @@ class PortctlProcess {
     std::vector<std::string> argv_s = {PORTCTL_BINARY};
     if (!socket.empty()) argv_s.insert(argv_s.end(), {"--socket", socket});
     argv_s.insert(argv_s.end(), args.begin(), args.end());
+    // Built before fork(): the child of a process with other threads should
+    // not allocate (an allocator lock may be held by one of them).
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       const int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -68,9 +73,6 @@ class PortctlProcess {
       ::unsetenv("PORTD_SOCKET");
       ::unsetenv("XDG_RUNTIME_DIR");
       for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> argv;
-      for (auto& a : argv_s) argv.push_back(a.data());
-      argv.push_back(nullptr);
       ::execv(argv[0], argv.data());
       ::_exit(122);
     }
