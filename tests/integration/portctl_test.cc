@@ -493,6 +493,11 @@ TEST_F(PortctlTest, ExitCodes) {
   EXPECT_NE(missing.err.find("not found"), std::string::npos) << missing.err;
   EXPECT_EQ(run({"rights", "999999"}).code, 1);
   EXPECT_EQ(run({"rights", "--pid", "999999999"}).code, 1);
+  Outcome no_tasks = run({"tasks", "--pid", "999999999"});
+  EXPECT_EQ(no_tasks.code, 1);
+  EXPECT_EQ(no_tasks.out, "");
+  EXPECT_NE(no_tasks.err.find("pid 999999999: not found"), std::string::npos) << no_tasks.err;
+  EXPECT_EQ(run({"tasks", "--quota", "--pid", "999999999"}).code, 1);
   EXPECT_EQ(run({"monitor", "no.such.service"}).code, 1);
   EXPECT_EQ(run({"monitor", "12345"}).code, 1);
   EXPECT_EQ(run({"bogus"}).code, 2);

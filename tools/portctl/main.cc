@@ -337,6 +337,11 @@ int main(int argc, char** argv) {
     }
     if (*tasks) {
       const Json j = s.fetch("tasks", IntrospectWhat::kTasks, 0, tasks_pid);
+      // As with `rights --pid` (and `ps -p`): a pid with no visible task is
+      // not found, not an empty success.
+      if (tasks_pid != 0 && j.empty()) {
+        fail("pid " + std::to_string(tasks_pid), Status::kNotFound, "no task", ::getuid());
+      }
       return s.print(j, quota ? portctl::quota_view(j, view) : portctl::tasks_view(j, view));
     }
     if (*ports) {
