@@ -97,8 +97,12 @@ Status CoreImpl::bootstrap_look_up(TaskId task_id, std::string_view name, int64_
   if (!valid_service_name(name)) return Status::kInvalidArgument;
   auto it = registry_.find(name);
   if (it != registry_.end()) {
-    if (!can_charge(t->account, Limit::kNames, 1)) return Status::kBootstrapNoMemory;
     Port* p = it->second.right.port;
+    // A name the task already has for the port takes the right; only a new
+    // one is charged.
+    if (slot_for_port(t->space, p) == 0 && !can_charge(t->account, Limit::kNames, 1)) {
+      return Status::kBootstrapNoMemory;
+    }
     ++p->srights;
     port_ref(p);
     bool ok;

@@ -308,6 +308,31 @@ TEST_F(NameQuotaTest, AParkedReceiveAndALookUpNameTheLimitThatRefusedTheirRight)
   EXPECT_EQ(core.last_refused_limit(), Limit::kNone);
 }
 
+TEST_F(NameQuotaTest, ALookUpOfAPortAlreadyNamedNeedsNoNewName) {
+  Name served = port(kA);
+  Name other = port(kA);
+  ASSERT_EQ(core.bootstrap_register(kA, "served", served, fx), Status::kSuccess);
+  ASSERT_EQ(core.bootstrap_register(kA, "other", other, fx), Status::kSuccess);
+  Name held = kNameNull;
+  ASSERT_EQ(core.bootstrap_look_up(kB, "served", 0, 0, &held, fx), Status::kSuccess);
+  Name dead;
+  while (core.allocate(kB, Right::kDeadName, &dead) == Status::kSuccess) {
+  }
+  ASSERT_EQ(name_count(kB), 4u);
+  // The name kB already has for the port takes one more reference.
+  Name again = kNameNull;
+  EXPECT_EQ(core.bootstrap_look_up(kB, "served", 0, 0, &again, fx), Status::kSuccess);
+  EXPECT_EQ(again, held);
+  EXPECT_EQ(refs(kB, held, Right::kSend), 2u);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kNone);
+  // A port kB has no name for would need a fifth.
+  Name none = kNameNull;
+  EXPECT_EQ(core.bootstrap_look_up(kB, "other", 0, 0, &none, fx), Status::kBootstrapNoMemory);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kNames);
+  EXPECT_EQ(none, kNameNull);
+  EXPECT_EQ(name_count(kB), 4u);
+}
+
 // The counters account for every message a client sends: received,
 // destroyed (with a reason) or refused, or still in flight.
 class CounterTest : public CoreTest {
