@@ -109,6 +109,14 @@ int main(void) {
   CHECK_KR(mach_port_request_notification(self, dead, MACH_NOTIFY_DEAD_NAME, 0, notify,
                                           MACH_MSG_TYPE_MAKE_SEND_ONCE, &previous),
            KERN_INVALID_ARGUMENT);
+  CHECK_OK(mach_port_request_notification(self, dead, MACH_NOTIFY_DEAD_NAME, 1, notify,
+                                          MACH_MSG_TYPE_MAKE_SEND_ONCE, &previous));
+  CHECK_EQ(previous, MACH_PORT_NULL);
+  receive_notification(notify, &n, MACH_NOTIFY_DEAD_NAME, 36);
+  CHECK_EQ(n.dead_name.not_port, dead);
+  CHECK_OK(mach_port_get_refs(self, dead, MACH_PORT_RIGHT_DEAD_NAME, &refs));
+  CHECK_EQ(refs, 2); /* the name's own, and the notification's */
+  CHECK_OK(mach_port_mod_refs(self, dead, MACH_PORT_RIGHT_DEAD_NAME, -2));
 
   /* Port deleted: the name with a dead-name request goes away first. */
   remote = start_holder(&h, &pid, "deleted");
@@ -132,6 +140,22 @@ int main(void) {
   CHECK_OK(mach_port_mod_refs(self, port, MACH_PORT_RIGHT_SEND, -1));
   receive_notification(notify, &n, MACH_NOTIFY_NO_SENDERS, 36);
   CHECK_EQ(n.no_senders.not_count, 2);
+
+  /* No senders with a sync: with no senders left, a request fires at once
+   * only if the make-send count (2 now) has reached sync. */
+  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_NO_SENDERS, 3, notify,
+                                          MACH_MSG_TYPE_MAKE_SEND_ONCE, &previous));
+  CHECK_EQ(previous, MACH_PORT_NULL);
+  CHECK_KR(mach_msg(&n.any.header, MACH_RCV_MSG | MACH_RCV_TIMEOUT, 0, sizeof n, notify, 0,
+                    MACH_PORT_NULL),
+           MACH_RCV_TIMED_OUT);
+  CHECK_OK(mach_port_request_notification(self, port, MACH_NOTIFY_NO_SENDERS, 2, notify,
+                                          MACH_MSG_TYPE_MAKE_SEND_ONCE, &previous));
+  CHECK(MACH_PORT_VALID(previous)); /* the sync-3 request's send-once right */
+  receive_notification(notify, &n, MACH_NOTIFY_NO_SENDERS, 36);
+  CHECK_EQ(n.no_senders.not_count, 2);
+  CHECK_OK(mach_port_deallocate(self, previous));
+  receive_notification(notify, &n, MACH_NOTIFY_SEND_ONCE, sizeof(mach_msg_header_t));
 
   /* Send once: a send-once right destroyed unused. */
   mach_port_t once = MACH_PORT_NULL;
