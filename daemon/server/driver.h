@@ -46,7 +46,20 @@ class ReplySink {
   // closed.
   virtual void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
                           std::vector<proto::UniqueFd> fds) = 0;
+  // The same for a reply whose message body references `body` instead of
+  // holding a copy (encode_message's `referencing`): a sink that keeps the
+  // frame keeps `body` with it. This one serializes the reply before
+  // `body` goes, as post_reply does.
+  virtual void post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
+                                    std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) {
+    post_reply(task, reply, std::move(fds));
+  }
 };
+
+// Received bodies at least this large are referenced by their reply, not
+// copied into it: one copy of a large body less on the event-loop thread
+// (and no zeroed capnp segment to copy it into).
+inline constexpr size_t kReferenceBodyBytes = 16 * 1024;
 
 class Driver {
  public:
