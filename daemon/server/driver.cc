@@ -42,7 +42,7 @@ void Driver::tick_clock() {
 
 Status Driver::attach(ipc::TaskId task, const ipc::Credentials& creds) {
   const Status s = core_.task_create(task, creds);
-  if (ok(s)) tasks_.emplace(task, TaskState{});
+  if (ok(s)) tasks_.try_emplace(task, &nodes_);
   return s;
 }
 

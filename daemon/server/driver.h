@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "daemon/ipc/core.h"
+#include "daemon/ipc/node_pool.h"
 #include "daemon/server/attachments.h"
 #include "daemon/server/codec.h"
 #include "portd/proto/frame.h"
@@ -99,8 +100,9 @@ class Driver {
   };
 
   struct TaskState {
+    explicit TaskState(ipc::NodePool* nodes) : in_progress(nodes) {}
     // Parked requests by request id, for cancel and duplicate detection.
-    std::unordered_map<uint64_t, ipc::WaitToken> in_progress;
+    ipc::PooledMap<uint64_t, ipc::WaitToken> in_progress;
   };
 
   // One handler per request kind; each replies or parks.
@@ -147,7 +149,11 @@ class Driver {
   // The first segment of every reply built here (no allocation per reply).
   proto::Scratch scratch_;
   ipc::WaitToken next_token_ = 1;
-  std::unordered_map<ipc::WaitToken, Parked> parked_;
+  // Nodes of the parked-request tables: parking a request and completing it
+  // cost no heap allocation once the pool has grown to the peak. Declared
+  // before the tables.
+  ipc::NodePool nodes_;
+  ipc::PooledMap<ipc::WaitToken, Parked> parked_{&nodes_};
   std::unordered_map<ipc::TaskId, TaskState> tasks_;
   std::deque<ipc::Completion> pending_;
   // Set while the driver is being destroyed: timer handlers must not run.
