@@ -209,32 +209,91 @@ bool FrameReader::take_fds(size_t n, std::vector<UniqueFd>* out) {
 // ---------------------------------------------------------------------------
 // FrameWriter
 
+namespace {
+
+// Zeros that pad a referenced body to a whole word.
+constexpr char kZeros[8] = {};
+// Most iovecs one sendmsg takes here (a chunk is one, a body two).
+constexpr size_t kMaxIov = 64;
+
+}  // namespace
+
+size_t FrameWriter::held_bytes() const {
+  size_t n = 0;
+  for (const auto& c : chunks_) n += c.is_body ? c.body.size() : c.copied.size();
+  return n;
+}
+
+std::vector<char>& FrameWriter::tail() {
+  if (chunks_.size() == 1 && !chunks_.front().is_body && head_sent_ != 0) {
+    // The chunk being sent is the one appended to: drop its sent prefix
+    // once it is everything or large and at least half of what is held, so
+    // that a connection that never quite drains does not grow it forever
+    // (amortized).
+    auto& out = chunks_.front().copied;
+    if (head_sent_ == out.size() || (head_sent_ >= kCompactBytes && 2 * head_sent_ >= out.size())) {
+      out.erase(out.begin(), out.begin() + static_cast<ptrdiff_t>(head_sent_));
+      head_sent_ = 0;
+    }
+  }
+  if (chunks_.empty() || chunks_.back().is_body) {
+    chunks_.emplace_back();
+    chunks_.back().copied.swap(spare_);
+    chunks_.back().copied.clear();
+  }
+  return chunks_.back().copied;
+}
+
 void FrameWriter::append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds) {
-  // Amortized: the sent prefix is dropped once it is large and at least half
-  // of what is held.
-  if (sent_ != 0 && (sent_ == out_.size() || (sent_ >= kCompactBytes && 2 * sent_ >= out_.size())))
-    compact();
-  const size_t offset = out_.size();
-  append_message(out_, message);
+  append_frame(message, std::move(fds), nullptr);
+}
+
+void FrameWriter::append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds,
+                         std::vector<uint8_t> body) {
+  append_frame(message, std::move(fds), &body);
+}
+
+void FrameWriter::append_frame(capnp::MessageBuilder& message, std::vector<UniqueFd> fds,
+                               std::vector<uint8_t>* body) {
   if (!fds.empty()) {
     pending_fds_ += fds.size();
-    batches_.push_back(FdBatch{offset, std::move(fds)});
+    batches_.push_back(FdBatch{appended_, std::move(fds)});
+  }
+  auto segments = message.getSegmentsForOutput();
+  {
+    std::vector<char>& out = tail();
+    const size_t before = out.size();
+    append_segment_table(out, segments);
+    appended_ += out.size() - before;
+  }
+  const auto* body_words = body != nullptr && !body->empty()
+                               ? reinterpret_cast<const capnp::word*>(body->data())
+                               : nullptr;
+  for (auto segment : segments) {
+    if (body_words != nullptr && segment.begin() == body_words) {
+      // The body's own bytes, then zeros up to the word the segment ends on
+      // (never read from the body, which ends before it).
+      Chunk c;
+      c.is_body = true;
+      c.body = std::move(*body);
+      appended_ += c.size();
+      chunks_.push_back(std::move(c));
+      body_words = nullptr;
+      continue;
+    }
+    auto bytes = segment.asBytes();
+    std::vector<char>& out = tail();
+    out.insert(out.end(), reinterpret_cast<const char*>(bytes.begin()),
+               reinterpret_cast<const char*>(bytes.end()));
+    appended_ += bytes.size();
   }
 }
 
-void FrameWriter::compact() {
-  out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(sent_));
-  // A batch is dropped as soon as its fds are sent, so every batch left
-  // starts at or after sent_.
-  for (auto& b : batches_) b.offset -= sent_;
-  sent_ = 0;
-}
-
 int FrameWriter::write_to(int fd) {
-  while (sent_ < out_.size()) {
+  while (sent_ < appended_) {
     // Data up to the next batch goes without fds; a batch's fds go with the
     // data from its frame's first byte up to the following batch.
-    size_t stop = out_.size();
+    uint64_t stop = appended_;
     FdBatch* batch = nullptr;
     if (!batches_.empty()) {
       if (batches_.front().offset <= sent_) {
@@ -245,16 +304,48 @@ int FrameWriter::write_to(int fd) {
       }
     }
 
-    iovec iov{out_.data() + sent_, stop - sent_};
+    iovec iov[kMaxIov];
+    size_t iovs = 0;
+    uint64_t left = stop - sent_;
+    size_t skip = head_sent_;
+    const auto add = [&](const char* p, size_t n) {
+      if (skip >= n) {
+        skip -= n;
+        return;
+      }
+      p += skip;
+      n -= skip;
+      skip = 0;
+      if (n > left) n = static_cast<size_t>(left);
+      if (n == 0) return;
+      iov[iovs++] = iovec{const_cast<char*>(p), n};
+      left -= n;
+    };
+    for (const auto& c : chunks_) {
+      if (left == 0 || iovs + 2 > kMaxIov) break;
+      if (c.is_body) {
+        add(reinterpret_cast<const char*>(c.body.data()), c.body.size());
+        if (left != 0 && iovs < kMaxIov) add(kZeros, c.size() - c.body.size());
+      } else {
+        add(c.copied.data(), c.copied.size());
+      }
+    }
+
     msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    std::vector<char> control;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = iovs;
+    alignas(cmsghdr) char control_space[CMSG_SPACE(sizeof(int) * 64)];
+    std::vector<char> control_heap;
     if (batch != nullptr) {
       const size_t n = batch->fds.size();
-      control.assign(CMSG_SPACE(sizeof(int) * n), 0);
-      msg.msg_control = control.data();
-      msg.msg_controllen = control.size();
+      char* control = control_space;
+      if (CMSG_SPACE(sizeof(int) * n) > sizeof control_space) {
+        control_heap.assign(CMSG_SPACE(sizeof(int) * n), 0);
+        control = control_heap.data();
+      }
+      std::memset(control, 0, CMSG_SPACE(sizeof(int) * n));
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
       cmsghdr* c = CMSG_FIRSTHDR(&msg);
       c->cmsg_level = SOL_SOCKET;
       c->cmsg_type = SCM_RIGHTS;
@@ -269,15 +360,32 @@ int FrameWriter::write_to(int fd) {
       n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    sent_ += static_cast<size_t>(n);
+    sent_ += static_cast<uint64_t>(n);
     if (batch != nullptr) {
       pending_fds_ -= batch->fds.size();
       batches_.pop_front();  // the kernel holds them now
     }
+    // Drop the chunks now wholly sent; keep one copied buffer for reuse.
+    size_t done = head_sent_ + static_cast<size_t>(n);
+    while (!chunks_.empty() && done >= chunks_.front().size()) {
+      done -= chunks_.front().size();
+      Chunk& c = chunks_.front();
+      if (!c.is_body && c.copied.capacity() <= kCompactBytes &&
+          c.copied.capacity() > spare_.capacity())
+        spare_.swap(c.copied);
+      chunks_.pop_front();
+    }
+    head_sent_ = done;
   }
-  out_.clear();
-  sent_ = 0;
-  if (out_.capacity() > (1u << 20)) out_.shrink_to_fit();
+  // Everything is sent: a last copied chunk goes back to the spare.
+  while (!chunks_.empty()) {
+    Chunk& c = chunks_.front();
+    if (!c.is_body && c.copied.capacity() <= kCompactBytes &&
+        c.copied.capacity() > spare_.capacity())
+      spare_.swap(c.copied);
+    chunks_.pop_front();
+  }
+  head_sent_ = 0;
   return 0;
 }
 

@@ -195,7 +195,7 @@ void CoreImpl::uncharge(Account* a, Limit what, uint64_t n) {
 
 Status CoreImpl::task_create(TaskId id, const Credentials& creds) {
   if (id == 0 || tasks_.count(id) != 0) return Status::kInvalidTask;
-  auto t = std::make_unique<Task>();
+  auto t = std::make_unique<Task>(&nodes_);
   t->id = id;
   t->creds = creds;
   t->space.task = id;
@@ -241,7 +241,7 @@ void CoreImpl::task_destroy(TaskId id, Effects& fx) {
         (*w)->pset->receivers.remove(*w);
       else
         (*w)->port->receivers.remove(*w);
-      delete *w;
+      free_waiter(*w);
     } else if (auto* ps = std::get_if<PendingSend*>(&op)) {
       // The rights cannot go back to a space that is being torn down.
       PendingSend* s = *ps;

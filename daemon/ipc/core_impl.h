@@ -24,6 +24,7 @@
 
 #include "daemon/ipc/core.h"
 #include "daemon/ipc/monitor.h"
+#include "daemon/ipc/node_pool.h"
 #include "daemon/ipc/objects.h"
 
 namespace portd::ipc {
@@ -255,6 +256,8 @@ class CoreImpl {
   // Gives `m` (queued or not) to waiter `w`, already off its list. Returns
   // false if `m` was too large and stays (MACH_RCV_LARGE).
   bool hand_over(Waiter* w, Message* m, Effects& fx);
+  Waiter* new_waiter() { return nodes_.create<Waiter>(); }
+  void free_waiter(Waiter* w) { nodes_.destroy(w); }
   // Destroys a message a receiver had no room for.
   void discard(Message* m, Effects& fx);
   // A sender must wait: line it up (or, on a rendezvous port, queue its
@@ -324,11 +327,15 @@ class CoreImpl {
   bool force_charges_ = false;  // ForceCharges
   int64_t now_unix_ms_ = 0;
 
+  // Nodes of the parked-operation tables and waiters: a park and its
+  // unpark cost no heap allocation once the pool has grown to the peak
+  // (bounded by the parked-request quotas). Declared before the tables.
+  NodePool nodes_;
   std::unordered_map<TaskId, std::unique_ptr<Task>> tasks_;
   std::unordered_map<uint32_t, std::unique_ptr<Account>> uid_accounts_;
   std::unordered_map<PortId, Port*> ports_;  // active ports
   std::unordered_map<uint64_t, std::unique_ptr<PortSet>> psets_;
-  std::unordered_map<WaitToken, ParkedOp> parked_;
+  PooledMap<WaitToken, ParkedOp> parked_{&nodes_};
   std::map<std::string, Binding, std::less<>> registry_;
   std::multimap<std::string, std::unique_ptr<LookupWaiter>, std::less<>> lookups_;
 
@@ -342,6 +349,10 @@ class CoreImpl {
   std::vector<Port*> dying_;
   bool reaping_ = false;
   std::vector<Message*> message_pool_;
+  // send()'s working vectors, kept so that a send allocates none (send() is
+  // never re-entered).
+  std::vector<Tally> send_tallies_;
+  std::vector<Planned> send_plan_;
 };
 
 }  // namespace portd::ipc

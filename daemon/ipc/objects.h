@@ -39,6 +39,7 @@
 #include "daemon/ipc/intrusive_list.h"
 #include "daemon/ipc/limits.h"
 #include "daemon/ipc/message.h"
+#include "daemon/ipc/node_pool.h"
 #include "daemon/ipc/types.h"
 
 namespace portd::ipc {
@@ -269,12 +270,14 @@ struct Space {
 };
 
 struct Task {
+  // `nodes`: where the parked set's nodes come from (the core's pool).
+  explicit Task(NodePool* nodes) : parked(nodes) {}
   TaskId id = 0;
   Credentials creds;
   Space space;
   Account* account = nullptr;
   bool dying = false;  // task_destroy in progress: nothing may be copied out to it
-  std::unordered_set<WaitToken> parked;
+  PooledSet<WaitToken> parked;
   std::unordered_set<uint64_t> cached_threads;  // threads with a cached message pending
 };
 

@@ -178,7 +178,7 @@ bool CoreImpl::hand_over(Waiter* w, Message* m, Effects& fx) {
   unpark(w->task, w->token);
   if (too_large(m, w->options, &c.needed_size)) {
     c.status = Status::kRcvTooLarge;
-    delete w;
+    free_waiter(w);
     fx.completions.push_back(std::move(c));
     if (large) return false;  // the message stays for the next receiver
     if (from != nullptr) unqueue(m);
@@ -189,7 +189,7 @@ bool CoreImpl::hand_over(Waiter* w, Message* m, Effects& fx) {
   if (from != nullptr) unqueue(m);
   Task* t = task(w->task);
   assert(t != nullptr);
-  delete w;
+  free_waiter(w);
   c.message = take(t->space, m, fx, &c.status, &c.limit);
   fx.completions.push_back(std::move(c));
   if (from != nullptr) admit(from, fx);
@@ -489,7 +489,7 @@ void CoreImpl::wake_waiter(Waiter* w, Status status, Effects& fx) {
   c.task = w->task;
   c.status = status;
   fx.completions.push_back(std::move(c));
-  delete w;
+  free_waiter(w);
 }
 
 // ---------------------------------------------------------------------------
@@ -586,9 +586,12 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
     return refused(Status::kSendTooLarge);
   }
 
-  // Plan every right; nothing changes until all of them check out.
-  std::vector<Tally> tallies;
-  std::vector<Planned> plan;
+  // Plan every right; nothing changes until all of them check out. (The
+  // core's vectors, reused: send() is never re-entered.)
+  std::vector<Tally>& tallies = send_tallies_;
+  std::vector<Planned>& plan = send_plan_;
+  tallies.clear();
+  plan.clear();
   plan.reserve(2 + rights);
   Planned p;
   if (in.remote == kNameNull || !plan_right(space, in.remote, in.remote_disposition, tallies, &p) ||
@@ -781,14 +784,14 @@ Status CoreImpl::receive(TaskId task_id, const ReceiveOptions& o, WaitToken toke
 
   if (o.timeout_ms == 0) return Status::kRcvTimedOut;
   if (token == 0 || parked_.count(token) != 0) return Status::kInvalidArgument;
-  auto* w = new Waiter;
+  Waiter* w = new_waiter();
   w->token = token;
   w->task = task_id;
   w->options = o;
   w->port = port;
   w->pset = set;
   if (!park(*t, token, w)) {
-    delete w;
+    free_waiter(w);
     return Status::kResourceShortage;
   }
   if (port != nullptr)

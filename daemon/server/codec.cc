@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "portd/proto/frame.h"
+
 namespace portd::server {
 
 namespace {
@@ -415,13 +417,20 @@ void encode_reply_header(wire::Reply::Builder reply, uint64_t id, Status status,
     set_text(ipc::limit_name(limit), [&](unsigned n) { return reply.initLimit(n); });
 }
 
-void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out) {
+void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out,
+                    capnp::MessageBuilder* referencing) {
   out.setRemote(in.remote);
   out.setRemoteType(static_cast<uint8_t>(in.remote_type));
   out.setLocal(in.local);
   out.setLocalType(static_cast<uint8_t>(in.local_type));
   out.setId(in.id);
-  if (!in.body.empty()) out.setBody(kj::ArrayPtr<const kj::byte>(in.body.data(), in.body.size()));
+  if (!in.body.empty()) {
+    if (referencing != nullptr)
+      proto::reference_body(*referencing, in.body,
+                            [&](auto orphan) { out.adoptBody(kj::mv(orphan)); });
+    else
+      out.setBody(kj::ArrayPtr<const kj::byte>(in.body.data(), in.body.size()));
+  }
   if (!in.descriptors.empty()) {
     auto list = out.initDescriptors(static_cast<unsigned>(in.descriptors.size()));
     for (size_t i = 0; i < in.descriptors.size(); ++i) {

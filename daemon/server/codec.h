@@ -222,8 +222,12 @@ void encode_reply_header(wire::Reply::Builder reply, uint64_t id, Status status,
 
 // A received message. Every OOL descriptor's fds (the region's, then its
 // release fd if it has one) must travel with the frame, in descriptor order;
-// the caller sets the Reply's fdCount.
-void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out);
+// the caller sets the Reply's fdCount. With `referencing` (the builder `out`
+// belongs to), the body is not copied into the message but referenced
+// (proto::reference_body): the frame must then go out through
+// FrameWriter::append with in.body (ReplySink::post_reply_with_body).
+void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out,
+                    capnp::MessageBuilder* referencing = nullptr);
 void encode_port_status(const ipc::PortStatus& in, wire::PortStatus::Builder out);
 void encode_names(const std::vector<ipc::NameInfo>& in, wire::Reply::Builder reply);
 void encode_bootstrap_list(const std::vector<ipc::BootstrapEntry>& in, wire::Reply::Builder reply);

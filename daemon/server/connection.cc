@@ -247,6 +247,17 @@ void Connection::refuse_and_close(uint64_t id, Status status, ipc::Limit limit, 
 void Connection::send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds) {
   if (closed_) return;  // fds close here
   writer_.append(frame, std::move(fds));
+  queued();
+}
+
+void Connection::send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds,
+                      std::vector<uint8_t> body) {
+  if (closed_) return;  // fds close here
+  writer_.append(frame, std::move(fds), std::move(body));
+  queued();
+}
+
+void Connection::queued() {
   const auto& o = server_.options();
   if (!paused_ &&
       (writer_.pending_bytes() > o.max_unsent || writer_.pending_fds() > o.max_unsent_fds)) {

@@ -62,6 +62,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Queues a frame; the server flushes it at the end of this turn.
   void send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds = {});
+  // The same for a frame that references `body` (FrameWriter::append): kept
+  // until sent, not copied.
+  void send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds,
+            std::vector<uint8_t> body);
   // Writes what the socket takes now; waits for writability if it is full.
   void flush();
   // Closes the socket, logs why, and has the server destroy the task.
@@ -90,6 +94,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool process_frames();
   bool on_frame();
   bool on_hello(uint64_t id, const req::Hello& hello);
+  // After a frame was queued: backpressure, and the flush at the turn's end.
+  void queued();
   void refuse_and_close(uint64_t id, Status status, ipc::Limit limit, std::string why);
 
   Server& server_;

@@ -42,7 +42,7 @@ void Driver::tick_clock() {
 
 Status Driver::attach(ipc::TaskId task, const ipc::Credentials& creds) {
   const Status s = core_.task_create(task, creds);
-  if (ok(s)) tasks_.emplace(task, TaskState{});
+  if (ok(s)) tasks_.try_emplace(task, &nodes_);
   return s;
 }
 
@@ -463,8 +463,13 @@ void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, 
   auto reply = message->initRoot<wire::Reply>();
   encode_reply_header(reply, id, status, limit);
   reply.setFdCount(static_cast<uint16_t>(fds.size()));
-  encode_message(out, reply.initMessage());
-  sink_.post_reply(task, *message, std::move(fds));
+  if (out.body.size() >= kReferenceBodyBytes) {
+    encode_message(out, reply.initMessage(), &*message);
+    sink_.post_reply_with_body(task, *message, std::move(fds), std::move(out.body));
+  } else {
+    encode_message(out, reply.initMessage());
+    sink_.post_reply(task, *message, std::move(fds));
+  }
 }
 
 }  // namespace portd::server

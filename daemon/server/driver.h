@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "daemon/ipc/core.h"
+#include "daemon/ipc/node_pool.h"
 #include "daemon/server/attachments.h"
 #include "daemon/server/codec.h"
 #include "portd/proto/frame.h"
@@ -46,7 +47,20 @@ class ReplySink {
   // closed.
   virtual void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
                           std::vector<proto::UniqueFd> fds) = 0;
+  // The same for a reply whose message body references `body` instead of
+  // holding a copy (encode_message's `referencing`): a sink that keeps the
+  // frame keeps `body` with it. This one serializes the reply before
+  // `body` goes, as post_reply does.
+  virtual void post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
+                                    std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) {
+    post_reply(task, reply, std::move(fds));
+  }
 };
+
+// Received bodies at least this large are referenced by their reply, not
+// copied into it: one copy of a large body less on the event-loop thread
+// (and no zeroed capnp segment to copy it into).
+inline constexpr size_t kReferenceBodyBytes = 16 * 1024;
 
 class Driver {
  public:
@@ -86,8 +100,9 @@ class Driver {
   };
 
   struct TaskState {
+    explicit TaskState(ipc::NodePool* nodes) : in_progress(nodes) {}
     // Parked requests by request id, for cancel and duplicate detection.
-    std::unordered_map<uint64_t, ipc::WaitToken> in_progress;
+    ipc::PooledMap<uint64_t, ipc::WaitToken> in_progress;
   };
 
   // One handler per request kind; each replies or parks.
@@ -134,7 +149,11 @@ class Driver {
   // The first segment of every reply built here (no allocation per reply).
   proto::Scratch scratch_;
   ipc::WaitToken next_token_ = 1;
-  std::unordered_map<ipc::WaitToken, Parked> parked_;
+  // Nodes of the parked-request tables: parking a request and completing it
+  // cost no heap allocation once the pool has grown to the peak. Declared
+  // before the tables.
+  ipc::NodePool nodes_;
+  ipc::PooledMap<ipc::WaitToken, Parked> parked_{&nodes_};
   std::unordered_map<ipc::TaskId, TaskState> tasks_;
   std::deque<ipc::Completion> pending_;
   // Set while the driver is being destroyed: timer handlers must not run.

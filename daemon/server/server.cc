@@ -230,6 +230,13 @@ void Server::post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
   it->second->send(reply, std::move(fds));
 }
 
+void Server::post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
+                                  std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) {
+  auto it = connections_.find(task);
+  if (it == connections_.end()) return;
+  it->second->send(reply, std::move(fds), std::move(body));
+}
+
 void Server::mark_dirty(const std::shared_ptr<Connection>& connection) {
   if (connection->dirty_) return;
   connection->dirty_ = true;

@@ -103,6 +103,8 @@ class Server : public ReplySink, public TaskDirectory {
   // ReplySink.
   void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
                   std::vector<proto::UniqueFd> fds) override;
+  void post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
+                            std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) override;
 
   // For connections.
   void mark_dirty(const std::shared_ptr<Connection>& connection);

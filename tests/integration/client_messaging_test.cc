@@ -4,7 +4,10 @@
 // its server dies without answering.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <span>
+#include <vector>
 
 #include "portd/portd.h"
 #include "tests/integration/client_support.h"
@@ -124,6 +127,39 @@ int serve_one(const std::string& socket_path, const std::string& service, bool a
       .set_body(body);
   if ((*task)->send(reply) != Status::kSuccess) return 6;
   return 0;
+}
+
+TEST_F(ClientMessagingTest, LargeInlineBodiesArriveWhole) {
+  // Inline bodies around and above the size from which the daemon's reply
+  // references the queued body instead of copying it
+  // (server::kReferenceBodyBytes, 16 KiB), whole words and not, several
+  // queued at once: each arrives byte for byte, in order, after a small one.
+  task_->set_ool_threshold(task_->max_inline_body());
+  auto port = task_->make_port();
+  ASSERT_EQ(port.status(), Status::kSuccess);
+  auto qlimit = task_->set_qlimit(port->name(), 16);
+  ASSERT_EQ(qlimit, Status::kSuccess);
+  const std::vector<size_t> sizes = {
+      5,      16383, 16384, 16385,
+      100001, 65536, 3,     std::min<size_t>(task_->max_inline_body(), 1u << 20)};
+  std::vector<std::vector<std::byte>> bodies;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    std::vector<std::byte> body(sizes[i]);
+    for (size_t k = 0; k < body.size(); ++k) body[k] = static_cast<std::byte>(k * 13 + i);
+    OutgoingMessage m;
+    m.set_remote(*port, Disposition::kMakeSend)
+        .set_id(static_cast<int32_t>(i))
+        .set_body(std::span<const std::byte>(body));
+    ASSERT_EQ(task_->send(m), Status::kSuccess) << sizes[i];
+    bodies.push_back(std::move(body));
+  }
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    auto got = port->receive(ReceiveOptions{5000ms});
+    ASSERT_EQ(got.status(), Status::kSuccess) << sizes[i];
+    EXPECT_EQ(got->id, static_cast<int32_t>(i));
+    ASSERT_EQ(got->body.size(), sizes[i]);
+    EXPECT_TRUE(std::equal(got->body.begin(), got->body.end(), bodies[i].begin())) << sizes[i];
+  }
 }
 
 TEST_F(ClientMessagingTest, RpcIsAnsweredOnTheSendOnceReplyRight) {

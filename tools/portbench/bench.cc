@@ -57,6 +57,7 @@ int g_pin_cpu = -1;
 }  // namespace
 
 void set_pin_cpu(int cpu) { g_pin_cpu = cpu; }
+int pin_cpu() { return g_pin_cpu; }
 
 void apply_pin() {
   if (g_pin_cpu < 0) return;

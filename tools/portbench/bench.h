@@ -75,6 +75,7 @@ Helper spawn_helper(const std::function<Json()>& body);
 // Every helper forked from now on (and the daemon portbench spawns) runs on
 // this CPU only; -1: wherever the scheduler puts it.
 void set_pin_cpu(int cpu);
+int pin_cpu();
 // Pins the calling process as set_pin_cpu() says (no-op for -1).
 void apply_pin();
 // Reads the helper's report and reaps it. A helper that crashed or wrote no

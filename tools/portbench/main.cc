@@ -286,27 +286,41 @@ Json scale_scenario(const std::string& socket, const Plan& plan) {
 }
 
 Json isolation_scenario(const std::string& socket, const Plan& plan) {
-  Json r = runs::isolation(socket, plan.isolation_iters, plan.flood_ports);
+  // The three series alternate over the rounds (each round: quiet, beside
+  // the burner, beside the flooder), so that a change in the machine's
+  // load lands on all three alike.
+  const size_t per_round = std::max<size_t>(1, plan.isolation_iters / plan.rounds);
   Json j{{"name", "isolation"},
          {"kind", "isolation"},
          {"title",
           "64 B RPC round trip: quiet, beside two CPU-burning threads, beside a "
           "flooding client"},
-         {"params", {{"iterations", plan.isolation_iters}, {"flood_ports", plan.flood_ports}}}};
-  if (r.contains("error")) {
-    j["error"] = r["error"];
-    j["series"] = Json::array();
-    return j;
-  }
+         {"params",
+          {{"iterations", per_round * plan.rounds},
+           {"rounds", plan.rounds},
+           {"flood_ports", plan.flood_ports},
+           {"noise_cpu", runs::noise_cpu()}}}};
   Pool quiet, loaded, flooded;
-  quiet.add(r["quiet"], "us");
-  loaded.add(r["cpu_loaded"], "us");
-  flooded.add(r["flooded"], "us");
+  Json flooder{{"queued", uint64_t{0}}, {"operations", uint64_t{0}}};
+  for (size_t round = 0; round < plan.rounds; ++round) {
+    Json r = runs::isolation(socket, per_round, plan.flood_ports);
+    if (r.contains("error")) {
+      j["error"] = r["error"];
+      j["series"] = Json::array();
+      return j;
+    }
+    quiet.add(r["quiet"], "us");
+    loaded.add(r["cpu_loaded"], "us");
+    flooded.add(r["flooded"], "us");
+    flooder["queued"] = r["flooder"].value("queued", uint64_t{0});
+    flooder["operations"] =
+        flooder["operations"].get<uint64_t>() + r["flooder"].value("operations", uint64_t{0});
+  }
   Summary q, l, f;
   j["series"] = Json::array({quiet.series("portd_quiet", "us", &q),
                              loaded.series("portd_cpu_loaded", "us", &l),
                              flooded.series("portd_flooded", "us", &f)});
-  j["flooder"] = r["flooder"];
+  j["flooder"] = flooder;
   j["ratios"] = {{"portd_flooded/portd_quiet", ratio(f.median, q.median)},
                  {"portd_cpu_loaded/portd_quiet", ratio(l.median, q.median)},
                  {"portd_flooded/portd_cpu_loaded", ratio(f.median, l.median)}};

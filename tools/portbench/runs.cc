@@ -485,12 +485,32 @@ Json burn() {
   return Json{{"spins", spins.load()}};
 }
 
+int noise_cpu() {
+  const int victim = pin_cpu();
+  if (victim < 0) return -1;
+  const unsigned cpus = std::thread::hardware_concurrency();
+  return cpus > 1 ? static_cast<int>((static_cast<unsigned>(victim) + 1) % cpus) : victim;
+}
+
+namespace {
+
+// A helper that runs on the noise CPU (see isolation()).
+Helper spawn_noise(const std::function<Json()>& body) {
+  const int victim = pin_cpu();
+  set_pin_cpu(noise_cpu());
+  Helper h = spawn_helper(body);
+  set_pin_cpu(victim);
+  return h;
+}
+
+}  // namespace
+
 Json isolation(const std::string& socket, size_t iters, size_t flood_ports) {
   reset_shared();
   Json quiet = rpc(socket, 64, iters);
   if (quiet.contains("error")) return quiet;
 
-  Helper burner = spawn_helper([] { return burn(); });
+  Helper burner = spawn_noise([] { return burn(); });
   while (shared().ready.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   Json loaded = rpc(socket, 64, iters);
   shared().stop.store(1);
@@ -498,7 +518,7 @@ Json isolation(const std::string& socket, size_t iters, size_t flood_ports) {
   if (loaded.contains("error")) return loaded;
   reset_shared();
 
-  Helper flooder = spawn_helper([&] { return flood(socket, flood_ports); });
+  Helper flooder = spawn_noise([&] { return flood(socket, flood_ports); });
   const uint64_t deadline = now_ns() + 120ull * 1000000000ull;
   while (shared().ready.load() == 0 && now_ns() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

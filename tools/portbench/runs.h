@@ -38,7 +38,13 @@ Json scale(const std::string& socket, size_t small_ports, size_t ports, size_t t
 // Isolation: rpc() round trips of 64 bytes quiet, then beside a process
 // whose two threads only burn CPU (the control: what the machine's sharing
 // costs), then beside a flooding client (many ports with full queues, two
-// threads sending 1 MiB frames and refused sends).
+// threads sending 1 MiB frames and refused sends). One round; the scenario
+// alternates several. When pinned (set_pin_cpu), the burner and the flooder
+// run on noise_cpu(): they compete with the victim for the daemon, not for
+// the victim's CPU.
 Json isolation(const std::string& socket, size_t iters, size_t flood_ports);
+// The CPU the noise makers of isolation() run on: the one after the pinned
+// CPU (the same one on a machine of one CPU); -1 when not pinned.
+int noise_cpu();
 
 }  // namespace portbench::runs

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <capnp/message.h>
+#include <capnp/orphan.h>
 #include <capnp/serialize.h>
 
 #include <cstddef>
@@ -121,34 +122,65 @@ class FrameWriter {
   // Appends one frame, and the fds that travel with it (their ownership
   // passes to the writer; they are closed once sent).
   void append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds = {});
+  // The same for a message that references `body` as a segment of its own
+  // (reference_body()): that segment is sent from `body` itself, which the
+  // writer keeps until it is written, instead of being copied. Every other
+  // segment is copied as append() does.
+  void append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds, std::vector<uint8_t> body);
 
-  bool empty() const { return sent_ == out_.size(); }
-  size_t pending_bytes() const { return out_.size() - sent_; }
+  bool empty() const { return sent_ == appended_; }
+  size_t pending_bytes() const { return static_cast<size_t>(appended_ - sent_); }
   // Fds appended and not yet handed to the kernel.
   size_t pending_fds() const { return pending_fds_; }
   // Bytes held, including a prefix already sent that has not been dropped
   // yet; stays within a small factor of pending_bytes() (tests).
-  size_t held_bytes() const { return out_.size(); }
+  size_t held_bytes() const;
 
   // Writes as much as `fd` takes. Returns 0 once everything is written,
   // -EAGAIN if the socket is full with data left, or -errno on failure.
   int write_to(int fd);
 
  private:
+  // The bytes to send, in order: runs of copied bytes (segment tables and
+  // small segments of any number of frames) and referenced bodies, each
+  // followed by the zeros that pad it to a whole word.
+  struct Chunk {
+    std::vector<char> copied;
+    std::vector<uint8_t> body;
+    bool is_body = false;
+    size_t size() const { return is_body ? (body.size() + 7) & ~size_t{7} : copied.size(); }
+  };
   struct FdBatch {
-    size_t offset;  // where in out_ the owning frame starts
+    uint64_t offset;  // stream position of the owning frame's first byte
     std::vector<UniqueFd> fds;
   };
 
-  // Drops the bytes already sent, so that a connection that never quite
-  // drains does not grow its buffer forever.
-  void compact();
+  void append_frame(capnp::MessageBuilder& message, std::vector<UniqueFd> fds,
+                    std::vector<uint8_t>* body);
+  // The copied-bytes chunk new bytes go to (the last chunk, or a new one).
+  std::vector<char>& tail();
 
-  std::vector<char> out_;
-  size_t sent_ = 0;
+  std::deque<Chunk> chunks_;
+  size_t head_sent_ = 0;   // bytes of chunks_.front() already sent
+  uint64_t appended_ = 0;  // stream positions: bytes appended, bytes sent
+  uint64_t sent_ = 0;
   size_t pending_fds_ = 0;
   std::deque<FdBatch> batches_;
+  std::vector<char> spare_;  // a sent chunk's buffer, kept for the next one
 };
+
+// Makes `body` the content of a Data field without copying it: the message
+// gets an external segment that points at body's bytes (which must stay
+// where they are, unchanged, until the message is written; a vector's data
+// always is word-aligned). `adopt` receives the orphan (for example
+// `[&](auto o) { builder.adoptBody(kj::mv(o)); }`). The frame must then go
+// to FrameWriter::append with `body`: only the writer knows not to read past
+// the body's last byte into the word the segment rounds it up to.
+template <typename Adopt>
+void reference_body(capnp::MessageBuilder& message, const std::vector<uint8_t>& body, Adopt adopt) {
+  adopt(
+      message.getOrphanage().referenceExternalData(capnp::Data::Reader(body.data(), body.size())));
+}
 
 // A reusable first segment for message builders. It is zeroed once, and a
 // builder made on it (ScratchBuilder) writes zeros back over what it used
