@@ -273,7 +273,9 @@ TEST(FrameTest, ReferencedBodiesGoOutFromTheirOwnBytes) {
         ASSERT_EQ(request.getFdCount(), next_read % 3 == 0 ? 1u : 0u);
         std::vector<UniqueFd> fds;
         ASSERT_TRUE(reader.take_fds(request.getFdCount(), &fds));
-        if (!fds.empty()) EXPECT_EQ(content_of(fds[0].get()), "frame " + std::to_string(next_read));
+        if (!fds.empty()) {
+          EXPECT_EQ(content_of(fds[0].get()), "frame " + std::to_string(next_read));
+        }
         ++next_read;
         continue;
       }
