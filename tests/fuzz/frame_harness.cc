@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "portd/portd.capnp.h"
@@ -27,6 +28,14 @@ int open_fd_count() {
     if (e->d_name[0] != '.') ++n;
   ::closedir(d);
   return n - 1;  // the directory's own fd
+}
+
+std::string with_fd_check(std::string error, int fds_before) {
+  if (!error.empty()) return error;
+  const int fds_after = open_fd_count();
+  if (fds_after == fds_before) return {};
+  return "open fds: " + std::to_string(fds_before) + " before, " + std::to_string(fds_after) +
+         " after";
 }
 
 namespace {
@@ -345,11 +354,7 @@ std::string fuzz_frames(const uint8_t* data, size_t size) {
     FrameRun run(data[0]);
     error = run.run(data + 1, size - 1);
   }
-  const int fds_after = open_fd_count();
-  if (error.empty() && fds_after != fds_before)
-    error = "open fds: " + std::to_string(fds_before) + " before, " + std::to_string(fds_after) +
-            " after";
-  return error;
+  return with_fd_check(std::move(error), fds_before);
 }
 
 }  // namespace portd::fuzz

@@ -99,4 +99,8 @@ RequestWorld request_world();
 // Entries in /proc/self/fd: the harnesses' leak check.
 int open_fd_count();
 
+// The harnesses' verdict after a run: `error` if it has one, else a leak
+// report if the fd count is no longer `fds_before`, else empty.
+std::string with_fd_check(std::string error, int fds_before);
+
 }  // namespace portd::fuzz

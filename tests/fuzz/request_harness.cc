@@ -15,6 +15,7 @@
 #include <iterator>
 #include <optional>
 #include <unordered_set>
+#include <utility>
 #include <variant>
 
 #include "daemon/ipc/core_impl.h"
@@ -573,11 +574,7 @@ std::string fuzz_requests(const uint8_t* data, size_t size) {
     if (h.error().empty()) h.feed(data, size);
     error = h.finish();
   }
-  const int fds_after = open_fd_count();
-  if (error.empty() && fds_after != fds_before)
-    error = "open fds: " + std::to_string(fds_before) + " before, " + std::to_string(fds_after) +
-            " after";
-  return error;
+  return with_fd_check(std::move(error), fds_before);
 }
 
 }  // namespace portd::fuzz
