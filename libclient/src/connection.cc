@@ -13,6 +13,8 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "libclient/src/identity.h"
+
 namespace portd::detail {
 
 namespace {
@@ -53,6 +55,7 @@ Registry& registry() {
 void before_fork() { registry().mu.lock(); }
 void after_fork_in_parent() { registry().mu.unlock(); }
 void after_fork_in_child() {
+  identity_after_fork();  // first: drop_inherited_socket() asks whose socket it is
   Registry& r = registry();
   for (Connection* c : r.live) c->drop_inherited_socket();
   r.mu.unlock();
@@ -77,7 +80,7 @@ void unregister_connection(Connection* c) {
 
 Connection::Connection(proto::UniqueFd fd)
     : fd_(std::move(fd)),
-      pid_(::getpid()),
+      pid_(process_id()),
       max_frame_bytes_(kDefaultMaxFrameBytes),
       reader_(reply_limits()) {
   register_connection(this);
@@ -94,7 +97,7 @@ void Connection::drop_inherited_socket() noexcept {
   ::close(placeholder);
 }
 
-bool Connection::owned_by_this_process() const { return ::getpid() == pid_; }
+bool Connection::owned_by_this_process() const { return process_id() == pid_; }
 
 bool Connection::alive() const { return owned_by_this_process() && !dead_.load(); }
 

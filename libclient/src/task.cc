@@ -15,6 +15,7 @@
 
 #include "libclient/src/codec.h"
 #include "libclient/src/connection.h"
+#include "libclient/src/identity.h"
 #include "libclient/src/volatile_pool.h"
 #include "portd/proto/socket_path.h"
 
@@ -80,8 +81,6 @@ bool send_receive_consumed(Status status) {
   const auto v = static_cast<uint32_t>(status);
   return send_consumed(status) || (v & 0xfffff000u) == 0x10004000u;
 }
-
-uint64_t thread_id() { return static_cast<uint64_t>(::gettid()); }
 
 }  // namespace
 
@@ -542,7 +541,7 @@ Status Task::send(OutgoingMessage& message, const SendOptions& options) {
                                         send.initMessage());
       !ok(s))
     return s;
-  detail::encode_send_options(options, thread_id(), send.initOptions());
+  detail::encode_send_options(options, detail::thread_id(), send.initOptions());
   request.root.setFdCount(static_cast<uint16_t>(regions.fds.size()));
   const Status status = TaskCall(*connection_, request.builder, std::move(regions.fds), *this,
                                  options.cancel, Status::kSendInterrupted)
@@ -593,7 +592,7 @@ Result<ReceivedMessage> Task::send_receive(OutgoingMessage& message,
                                         rpc.initMessage());
       !ok(s))
     return s;
-  detail::encode_send_options(send_options, thread_id(), rpc.initSendOptions());
+  detail::encode_send_options(send_options, detail::thread_id(), rpc.initSendOptions());
   detail::encode_receive_options(receive_name, receive_options, rpc.initReceiveOptions());
   request.root.setFdCount(static_cast<uint16_t>(regions.fds.size()));
   // Either canceller gives the call up, in whichever phase it is.
@@ -622,7 +621,7 @@ std::vector<Status> Task::send_batch(std::span<OutgoingMessage> messages,
   std::vector<size_t> index;  // message of each request
   requests.reserve(n);
   index.reserve(n);
-  const uint64_t thread = thread_id();
+  const uint64_t thread = detail::thread_id();
   for (size_t i = 0; i < n; ++i) {
     OutgoingMessage& message = messages[i];
     if (Status s = check_message(message); !ok(s)) {
