@@ -25,17 +25,18 @@ std::string_view close_reason_name(CloseReason reason) {
   return "unknown";
 }
 
-Connection::Connection(Server& server, asio::local::stream_protocol::socket socket,
-                       ipc::TaskId task, const ipc::Credentials& creds)
+Connection::Connection(Server& server, proto::UniqueFd fd, ipc::TaskId task,
+                       const ipc::Credentials& creds)
     : server_(server),
-      socket_(std::move(socket)),
+      fd_(std::move(fd)),
+      watch_(server.io(), fd_.get(), *this),
       task_(task),
       creds_(creds),
       connected_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count()),
       reader_(server.options().frame_limits),
-      handshake_timer_(socket_.get_executor()) {}
+      handshake_timer_(server.io()) {}
 
 Connection::~Connection() = default;
 
@@ -47,6 +48,15 @@ void Connection::start() {
     self->close(CloseReason::kRefused, "no hello within " + std::to_string(timeout.count()) +
                                            " ms (connection.handshake_timeout_ms)");
   });
+  if (watch_.error()) {
+    // epoll refused the socket (ENOMEM, or the user's epoll watch limit).
+    // Closed from a posted handler: the server is still adding it.
+    asio::post(server_.io(), [self = shared_from_this()] {
+      self->close(CloseReason::kError,
+                  "cannot watch the socket: " + self->watch_.error().message());
+    });
+    return;
+  }
   schedule_read();
 }
 
@@ -56,67 +66,87 @@ void Connection::start() {
 void Connection::schedule_read() {
   // A read attempt in a later turn: used to start, to go on after the budget
   // ran out (letting the other connections have theirs) and to resume after
-  // backpressure. Waiting for readability is only done after EAGAIN.
+  // backpressure. Waiting for readability is only done once a read found the
+  // socket empty.
   if (read_scheduled_ || closed_) return;
   read_scheduled_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  asio::post(server_.io(), [self = shared_from_this()] {
     self->read_scheduled_ = false;
     self->read_some();
   });
 }
 
 void Connection::wait_readable() {
-  if (read_waiting_ || closed_) return;
-  read_waiting_ = true;
-  socket_.async_wait(asio::socket_base::wait_read,
-                     [self = shared_from_this()](const asio::error_code& ec) {
-                       self->read_waiting_ = false;
-                       if (self->closed_ || ec == asio::error::operation_aborted) return;
-                       if (ec) {
-                         self->close(CloseReason::kError, ec.message());
-                         return;
-                       }
-                       self->read_some();
-                     });
+  if (watch_.read_pending() || closed_) return;
+  watch_.wait_read(shared_from_this());
+}
+
+SocketWatch::Attempt Connection::try_read() {
+  // Inside the reactor: only read. What was read is handled by read_ready().
+  last_read_ = reader_.read_from(fd_.get());
+  if (last_read_ == -EAGAIN) return SocketWatch::Attempt::kAgain;
+  if (last_read_ > 0 && !reader_.drained()) return SocketWatch::Attempt::kMore;
+  return SocketWatch::Attempt::kDrained;
+}
+
+void Connection::read_ready(const asio::error_code& ec) {
+  if (closed_ || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    close(CloseReason::kError, ec.message());
+    return;
+  }
+  if (closing_) return;  // nothing more is read from a refused client
+  // Bytes were read while paused (the pause came from another connection's
+  // request while this wait was pending): they are handled now, which is at
+  // most one read more than the limit; reading then stops until
+  // resume_reading().
+  Server::ReadBatch batch(server_);  // replies flushed when this returns
+  size_t budget = server_.options().read_budget;
+  if (!after_read(last_read_, budget)) return;
+  while (after_read(reader_.read_from(fd_.get()), budget)) {
+  }
 }
 
 void Connection::read_some() {
   if (closed_ || paused_ || closing_) return;
   Server::ReadBatch batch(server_);  // replies flushed when this returns
   size_t budget = server_.options().read_budget;
-  for (;;) {
-    const long n = reader_.read_from(socket_.native_handle());
-    if (n == -EAGAIN) {
-      wait_readable();
-      return;
-    }
-    if (n == 0) {
-      close(CloseReason::kEof, "end of stream");
-      return;
-    }
-    if (n == -EPROTO) {
-      close(CloseReason::kViolation, reader_.error());
-      return;
-    }
-    if (n < 0) {
-      close(n == -ECONNRESET ? CloseReason::kEof : CloseReason::kError,
-            std::string("recvmsg: ") + std::strerror(static_cast<int>(-n)));
-      return;
-    }
-    if (!process_frames()) return;
-    if (paused_ || closing_) return;  // resumed by flush()
-    if (reader_.drained()) {
-      // The socket had no more than this: another recvmsg would only say
-      // EAGAIN. New bytes make the socket readable again.
-      wait_readable();
-      return;
-    }
-    if (static_cast<size_t>(n) >= budget) {
-      schedule_read();
-      return;
-    }
-    budget -= static_cast<size_t>(n);
+  while (after_read(reader_.read_from(fd_.get()), budget)) {
   }
+}
+
+bool Connection::after_read(long n, size_t& budget) {
+  if (n == -EAGAIN) {
+    wait_readable();
+    return false;
+  }
+  if (n == 0) {
+    close(CloseReason::kEof, "end of stream");
+    return false;
+  }
+  if (n == -EPROTO) {
+    close(CloseReason::kViolation, reader_.error());
+    return false;
+  }
+  if (n < 0) {
+    close(n == -ECONNRESET ? CloseReason::kEof : CloseReason::kError,
+          std::string("recvmsg: ") + std::strerror(static_cast<int>(-n)));
+    return false;
+  }
+  if (!process_frames()) return false;
+  if (paused_ || closing_) return false;  // resumed by flush()
+  if (reader_.drained()) {
+    // The socket had no more than this: another recvmsg would only say
+    // EAGAIN. New bytes make the socket readable again.
+    wait_readable();
+    return false;
+  }
+  if (static_cast<size_t>(n) >= budget) {
+    schedule_read();
+    return false;
+  }
+  budget -= static_cast<size_t>(n);
+  return true;
 }
 
 bool Connection::process_frames() {
@@ -269,23 +299,22 @@ void Connection::queued() {
 }
 
 void Connection::wait_writable() {
-  if (write_waiting_ || closed_) return;
-  write_waiting_ = true;
-  socket_.async_wait(asio::socket_base::wait_write,
-                     [self = shared_from_this()](const asio::error_code& ec) {
-                       self->write_waiting_ = false;
-                       if (self->closed_ || ec == asio::error::operation_aborted) return;
-                       if (ec) {
-                         self->close(CloseReason::kError, ec.message());
-                         return;
-                       }
-                       self->flush();
-                     });
+  if (watch_.write_pending() || closed_) return;
+  watch_.wait_write(shared_from_this());
+}
+
+void Connection::write_ready(const asio::error_code& ec) {
+  if (closed_ || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    close(CloseReason::kError, ec.message());
+    return;
+  }
+  flush();
 }
 
 void Connection::flush() {
-  if (closed_ || write_waiting_) return;
-  const int r = writer_.write_to(socket_.native_handle());
+  if (closed_ || watch_.write_pending()) return;
+  const int r = writer_.write_to(fd_.get());
   if (r == 0) {
     if (closing_) {
       close(closing_reason_, closing_why_);
@@ -327,10 +356,9 @@ void Connection::close(CloseReason reason, std::string_view why) {
   spdlog::log(level, "task {} disconnected ({}: {}): pid {} uid {} command '{}'", task_,
               close_reason_name(reason), why, creds_.pid, creds_.uid, command_);
 
-  asio::error_code ignored;
   handshake_timer_.cancel();
-  socket_.cancel(ignored);
-  socket_.close(ignored);
+  watch_.close();  // pending waits complete with operation_aborted
+  fd_.reset();
   server_.connection_closed(*this);
 }
 

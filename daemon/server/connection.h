@@ -1,7 +1,8 @@
 // Connection: one client socket, which is one task.
 //
-// Reading: wait until the socket is readable, then recvmsg (FrameReader) in a
-// loop until EAGAIN or the per-turn budget is spent (so one busy client cannot
+// Reading: wait until the socket is readable (SocketWatch: registered with
+// epoll once, no system call per wait), then recvmsg (FrameReader) in a
+// loop until the socket is empty or the per-turn budget is spent (so one busy client cannot
 // starve the others), decoding and dispatching every complete frame as it
 // arrives. Writing: replies are appended to the FrameWriter and the server
 // flushes every dirty connection once per event-loop turn, so a burst of
@@ -25,7 +26,6 @@
 #include <capnp/message.h>
 
 #include <asio/io_context.hpp>
-#include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 #include <memory>
 #include <string>
@@ -34,6 +34,7 @@
 
 #include "daemon/ipc/types.h"
 #include "daemon/server/codec.h"
+#include "daemon/server/socket_watch.h"
 #include "portd/proto/frame.h"
 #include "portd/proto/unique_fd.h"
 
@@ -44,10 +45,10 @@ class Server;
 enum class CloseReason { kEof, kError, kViolation, kRefused, kShutdown };
 std::string_view close_reason_name(CloseReason reason);
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>, private SocketWatch::Owner {
  public:
-  Connection(Server& server, asio::local::stream_protocol::socket socket, ipc::TaskId task,
-             const ipc::Credentials& creds);
+  // `fd`: the accepted socket, non-blocking.
+  Connection(Server& server, proto::UniqueFd fd, ipc::TaskId task, const ipc::Credentials& creds);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -88,6 +89,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void wait_readable();
   void wait_writable();
   void read_some();
+  // One read's outcome (FrameReader::read_from's value): closes, waits or
+  // dispatches the frames it completed. True if the caller should read
+  // again; `budget` is what this turn may still read.
+  bool after_read(long n, size_t& budget);
+  // SocketWatch::Owner.
+  SocketWatch::Attempt try_read() override;
+  void read_ready(const asio::error_code& ec) override;
+  void write_ready(const asio::error_code& ec) override;
   void resume_reading();
   // Decodes and dispatches the complete frames in the reader. False if the
   // connection closed meanwhile.
@@ -99,7 +108,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void refuse_and_close(uint64_t id, Status status, ipc::Limit limit, std::string why);
 
   Server& server_;
-  asio::local::stream_protocol::socket socket_;
+  proto::UniqueFd fd_;
+  SocketWatch watch_;   // after fd_: deregisters before the fd closes
+  long last_read_ = 0;  // try_read()'s recvmsg result, for read_ready()
   const ipc::TaskId task_;
   const ipc::Credentials creds_;
   std::string command_;
@@ -112,8 +123,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool hello_done_ = false;
   bool closed_ = false;
   bool read_scheduled_ = false;
-  bool read_waiting_ = false;
-  bool write_waiting_ = false;
   bool paused_ = false;  // backpressure: not reading until the output drains
   // Set when the connection is to close once its last reply has gone out.
   bool closing_ = false;

@@ -162,16 +162,8 @@ void Server::on_accepted(int fd) {
         creds.uid, limit, creds.pid, refused_connections_);
     return;  // `owned` closes it
   }
-  asio::local::stream_protocol::socket socket(io_);
-  asio::error_code ec;
-  socket.assign(asio::local::stream_protocol(), fd, ec);
-  if (ec) {
-    spdlog::warn("dropping a connection: {}", ec.message());
-    return;
-  }
-  owned.release();
   const ipc::TaskId task = next_task_++;
-  auto connection = std::make_shared<Connection>(*this, std::move(socket), task, creds);
+  auto connection = std::make_shared<Connection>(*this, std::move(owned), task, creds);
   connections_.emplace(task, connection);
   if (over) {
     connection->refuse_at_hello(ipc::Limit::kConnections);

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <asio/post.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <memory>

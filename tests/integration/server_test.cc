@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <functional>
 #include <random>
 #include <string>
@@ -620,6 +622,56 @@ TEST(ServerCleanup, DisconnectReleasesEverything) {
   ASSERT_TRUE(
       observer.request(2, [](auto r) { r.initBootstrapLookUp().setName("com.test.gone"); }));
   EXPECT_EQ(next(observer).status, code(Status::kBootstrapUnknownService));
+}
+
+// Waits until the kernel has stopped `pid` (state T in /proc/PID/stat).
+bool wait_stopped(pid_t pid) {
+  for (int i = 0; i < 1000; ++i) {
+    FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    if (f == nullptr) return false;
+    int got_pid = 0;
+    char comm[64] = {};
+    char state = 0;
+    const int n = std::fscanf(f, "%d (%63[^)]) %c", &got_pid, comm, &state);
+    std::fclose(f);
+    if (n == 3 && (state == 'T' || state == 't')) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+// A client's last request and its end of stream can reach the daemon in one
+// readiness event: it sees them together and its read returns the request's
+// bytes only. The daemon must still read on and see the end: its sockets are
+// edge-triggered and no new edge comes (docs/server.md, reading). The daemon
+// is stopped while each client writes and closes, so both arrive at once.
+TEST(ServerCleanup, ARequestAndTheEndOfStreamArrivingTogetherCloseTheTask) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  RawClient observer(daemon.socket_path());
+  ASSERT_NE(observer.hello("observer"), 0u);
+  const int baseline = daemon.open_fd_count();
+  constexpr int kClients = 3;
+  for (int i = 0; i < kClients; ++i) {
+    {
+      RawClient c(daemon.socket_path());
+      ASSERT_NE(c.hello(), 0u);
+      const uint32_t port = allocate(c, 2);  // answered: the daemon waits for this socket
+      ASSERT_EQ(::kill(daemon.pid(), SIGSTOP), 0);
+      ASSERT_TRUE(wait_stopped(daemon.pid()));
+      // A receive that waits: no reply, so only the end of stream can tell
+      // the daemon that this client is gone.
+      receive(c, 3, port, -1);
+    }  // closed, with the daemon stopped
+    ASSERT_EQ(::kill(daemon.pid(), SIGCONT), 0);
+  }
+  EXPECT_TRUE(fd_count_settles(daemon, baseline)) << daemon.open_fd_count() << "\n" << daemon.log();
+  const std::string log = daemon.log();
+  int closed = 0;
+  const std::string gone = "disconnected (eof: end of stream): pid " + std::to_string(::getpid()) +
+                           " uid " + std::to_string(::getuid()) + " command 'portd-test'";
+  for (size_t at = log.find(gone); at != std::string::npos; at = log.find(gone, at + 1)) ++closed;
+  EXPECT_EQ(closed, kClients) << log;
 }
 
 // Bad input never crashes the daemon: valid frames with random bytes
