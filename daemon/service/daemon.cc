@@ -202,7 +202,10 @@ class Daemon {
   const DaemonOptions& options_;
   Config config_;
   bool file_read_ = false;
-  asio::io_context io_{1};
+  // One thread runs everything and nothing is posted from another thread:
+  // Asio need not lock its scheduler or reactor (signals reach it through a
+  // pipe its own handler writes).
+  asio::io_context io_{ASIO_CONCURRENCY_HINT_UNSAFE};
   asio::signal_set signals_;
   asio::steady_timer status_timer_;
   asio::steady_timer watchdog_timer_;
