@@ -73,7 +73,10 @@ bool FrameReader::reserve(size_t needed_bytes) {
   }
   size_t cap = std::min(std::max(capacity_ * 2, needed_bytes), ceiling);
   cap = (cap + 7) & ~size_t{7};
-  auto fresh = std::make_unique<capnp::word[]>(cap / 8);
+  // Not zeroed: only bytes a read wrote are ever looked at, and untouched
+  // pages cost no memory. An idle connection's 64 KiB buffer then costs the
+  // daemon the pages its frames used, not 64 KiB each.
+  auto fresh = std::make_unique_for_overwrite<capnp::word[]>(cap / 8);
   if (end_ > begin_) std::memcpy(fresh.get(), bytes() + begin_, end_ - begin_);
   end_ -= begin_;
   begin_ = 0;
