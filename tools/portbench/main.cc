@@ -251,8 +251,8 @@ Json ool_scenario(const std::string& socket, const Plan& plan, size_t size) {
 }
 
 Json scale_scenario(const std::string& socket, const Plan& plan) {
-  Json r =
-      runs::scale(socket, plan.scale_small, plan.scale_ports, plan.scale_tasks, plan.scale_ops);
+  Json r = runs::scale(socket, plan.scale_small, plan.scale_ports, plan.scale_tasks, plan.scale_ops,
+                       std::max<size_t>(1, plan.rounds));
   Json j{{"name", "scale"},
          {"kind", "scale"},
          {"title", "send + receive on a random port: " + std::to_string(plan.scale_small) +
@@ -262,7 +262,9 @@ Json scale_scenario(const std::string& socket, const Plan& plan) {
           {{"small_ports", plan.scale_small},
            {"ports", plan.scale_ports},
            {"tasks", plan.scale_tasks},
-           {"operations", plan.scale_ops}}}};
+           {"operations", std::max<size_t>(1, plan.scale_ops / std::max<size_t>(1, plan.rounds)) *
+                              std::max<size_t>(1, plan.rounds)},
+           {"rounds", std::max<size_t>(1, plan.rounds)}}}};
   if (r.contains("error")) {
     j["error"] = r["error"];
     j["series"] = Json::array();

@@ -355,7 +355,8 @@ Json measure_ops(const TaskPtr& task, const std::vector<portd::Name>& ports, siz
 
 }  // namespace
 
-Json scale(const std::string& socket, size_t small_ports, size_t ports, size_t tasks, size_t ops) {
+Json scale(const std::string& socket, size_t small_ports, size_t ports, size_t tasks, size_t ops,
+           size_t rounds) {
   Helper h = spawn_helper([&]() -> Json {
     raise_fd_limit();
     TaskPtr task = connect_or_throw(socket);
@@ -371,40 +372,68 @@ Json scale(const std::string& socket, size_t small_ports, size_t ports, size_t t
       }
       return {};
     };
+    // Back to the small state: the added ports destroyed (with their send
+    // rights), the other tasks disconnected.
+    const auto shrink = [&](std::vector<TaskPtr>& others) -> std::string {
+      while (names.size() > small_ports) {
+        if (Status s = task->destroy(names.back()); !ok(s)) return error_text("destroy", s);
+        names.pop_back();
+      }
+      for (auto& t : others) t->disconnect();
+      others.clear();
+      return {};
+    };
     std::mt19937 rng(12345);
-    if (auto e = grow(small_ports); !e.empty()) return Json{{"error", e}};
-    Json small = measure_ops(task, names, ops, rng);
-    if (small.contains("error")) return small;
-
-    const uint64_t rss0 = rss_bytes(daemon);
-    if (auto e = grow(ports); !e.empty()) return Json{{"error", e}};
-    const uint64_t rss1 = rss_bytes(daemon);
-    std::vector<TaskPtr> others;
-    for (size_t i = 0; i < tasks; ++i) {
-      portd::ConnectOptions options;
-      options.socket_path = socket;
-      options.command = "portbench-idle";
-      auto t = portd::Task::connect(options);
-      if (!t)
-        return Json{
-            {"error", error_text("connect task " + std::to_string(i), t.status(), t.detail())}};
-      others.push_back(std::move(*t));
+    const size_t per_round = std::max<size_t>(1, ops / rounds);
+    // Each round measures the small state, then the large one, then goes
+    // back: a change in the machine's load hits both series alike. Memory is
+    // measured in the first round.
+    Json small_us = Json::array(), large_us = Json::array();
+    uint64_t small_checked = 0, large_checked = 0;
+    uint64_t rss0 = 0, rss1 = 0, rss2 = 0;
+    size_t tasks_connected = 0, ports_held = 0;
+    for (size_t r = 0; r < rounds; ++r) {
+      if (auto e = grow(small_ports); !e.empty()) return Json{{"error", e}};
+      Json small = measure_ops(task, names, per_round, rng);
+      if (small.contains("error")) return small;
+      if (r == 0) rss0 = rss_bytes(daemon);
+      if (auto e = grow(ports); !e.empty()) return Json{{"error", e}};
+      if (r == 0) rss1 = rss_bytes(daemon);
+      std::vector<TaskPtr> others;
+      for (size_t i = 0; i < tasks; ++i) {
+        portd::ConnectOptions options;
+        options.socket_path = socket;
+        options.command = "portbench-idle";
+        auto t = portd::Task::connect(options);
+        if (!t)
+          return Json{
+              {"error", error_text("connect task " + std::to_string(i), t.status(), t.detail())}};
+        others.push_back(std::move(*t));
+      }
+      if (r == 0) rss2 = rss_bytes(daemon);
+      Json large = measure_ops(task, names, per_round, rng);
+      if (large.contains("error")) return large;
+      tasks_connected = others.size() + 1;
+      ports_held = names.size();
+      for (const auto& v : small["us"]) small_us.push_back(v);
+      for (const auto& v : large["us"]) large_us.push_back(v);
+      small_checked += small.value("bytes_checked", uint64_t{0});
+      large_checked += large.value("bytes_checked", uint64_t{0});
+      if (r + 1 < rounds)
+        if (auto e = shrink(others); !e.empty()) return Json{{"error", e}};
     }
-    const uint64_t rss2 = rss_bytes(daemon);
-    Json large = measure_ops(task, names, ops, rng);
-    if (large.contains("error")) return large;
     const size_t added_ports = ports - small_ports;
     return Json{
-        {"small", small},
-        {"large", large},
-        {"ports", names.size()},
-        {"tasks", others.size() + 1},
+        {"small", Json{{"us", small_us}, {"bytes_checked", small_checked}}},
+        {"large", Json{{"us", large_us}, {"bytes_checked", large_checked}}},
+        {"rounds", rounds},
+        {"ports", ports_held},
+        {"tasks", tasks_connected},
         {"daemon_rss_bytes", rss2},
         {"bytes_per_port",
          added_ports ? double(rss1 - std::min(rss0, rss1)) / double(added_ports) : 0.0},
         {"bytes_per_task", tasks ? double(rss2 - std::min(rss1, rss2)) / double(tasks) : 0.0},
-        {"bytes_checked",
-         small.value("bytes_checked", uint64_t{0}) + large.value("bytes_checked", uint64_t{0})}};
+        {"bytes_checked", small_checked + large_checked}};
   });
   return collect(h);
 }

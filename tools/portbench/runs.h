@@ -32,8 +32,11 @@ Json ool(const std::string& socket, const std::string& mode, size_t size, size_t
 // Scale: per-operation cost (a 64-byte send to a random port of the task's,
 // then its receive) with `small_ports` ports and no other task, then with
 // `ports` ports and `tasks` more connected tasks; the daemon's memory per
-// port and per task from its VmRSS.
-Json scale(const std::string& socket, size_t small_ports, size_t ports, size_t tasks, size_t ops);
+// port and per task from its VmRSS (first round). `ops` operations per
+// series in all, over `rounds` rounds of small then large (then back to
+// small: the added ports destroyed, the tasks disconnected).
+Json scale(const std::string& socket, size_t small_ports, size_t ports, size_t tasks, size_t ops,
+           size_t rounds);
 
 // Isolation: rpc() round trips of 64 bytes quiet, then beside a process
 // whose two threads only burn CPU (the control: what the machine's sharing
