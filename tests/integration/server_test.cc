@@ -120,14 +120,20 @@ UniqueFd sealed_memfd(const std::string& text, bool seal = true,
   return fd;
 }
 
+// True once `done()` is, asked every `interval` at most `tries` times.
+bool eventually(const std::function<bool()>& done, int tries, std::chrono::milliseconds interval) {
+  for (int i = 0; i < tries; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(interval);
+  }
+  return false;
+}
+
 // Waits until the daemon's fd count drops to `expected` (closing is
 // asynchronous to the test).
 bool fd_count_settles(const DaemonProcess& d, int expected) {
-  for (int i = 0; i < 500; ++i) {
-    if (d.open_fd_count() == expected) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
+  return eventually([&] { return d.open_fd_count() == expected; }, 500,
+                    std::chrono::milliseconds(5));
 }
 
 // ---------------------------------------------------------------------------
@@ -626,18 +632,19 @@ TEST(ServerCleanup, DisconnectReleasesEverything) {
 
 // Waits until the kernel has stopped `pid` (state T in /proc/PID/stat).
 bool wait_stopped(pid_t pid) {
-  for (int i = 0; i < 1000; ++i) {
-    FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-    if (f == nullptr) return false;
-    int got_pid = 0;
-    char comm[64] = {};
-    char state = 0;
-    const int n = std::fscanf(f, "%d (%63[^)]) %c", &got_pid, comm, &state);
-    std::fclose(f);
-    if (n == 3 && (state == 'T' || state == 't')) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return false;
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  return eventually(
+      [&] {
+        FILE* f = std::fopen(path.c_str(), "r");
+        if (f == nullptr) return false;
+        int got_pid = 0;
+        char comm[64] = {};
+        char state = 0;
+        const int n = std::fscanf(f, "%d (%63[^)]) %c", &got_pid, comm, &state);
+        std::fclose(f);
+        return n == 3 && (state == 'T' || state == 't');
+      },
+      1000, std::chrono::milliseconds(1));
 }
 
 // A client's last request and its end of stream can reach the daemon in one
