@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -549,6 +550,89 @@ TEST_F(DaemonUidQuotaTest, ParkedRequests) {
   for (auto& w : waiting) w.join();
   for (Status g : got) EXPECT_EQ(g, Status::kSuccess);
   EXPECT_EQ(snapshot(*one, *two), base);
+}
+
+// A task that dies holding something of every quota gives the uid back all
+// of it, except what its queued messages carry: that stays charged (to it,
+// and so to its uid) until they are received.
+TEST_F(DaemonUidQuotaTest, ATaskThatDiesGivesItsUidEverythingBack) {
+  start({});
+  auto keeper = connect("keeper");
+  auto inbox = keeper->make_port();
+  ASSERT_TRUE(inbox.ok());
+  const std::string inbox_service = unique_service("inbox");
+  ASSERT_EQ(keeper->bootstrap_register(inbox_service, inbox->name()), Status::kSuccess);
+  const Json base = snapshot(*keeper);
+  const std::string socket = daemon_->socket_path();
+  Child dying([&] {
+    auto t = Task::connect(ConnectOptions{socket, "dying"});
+    if (!t) return 1;
+    Task& d = **t;
+    auto dead = d.allocate(Right::kDeadName);
+    auto port = d.make_port();
+    auto set = d.make_port_set();
+    auto notify = d.make_port();
+    if (!dead || !port || !set || !notify) return 2;
+    auto once = port->make_send_once();
+    auto to_port = port->make_send();
+    if (!once || !to_port || !to_port->request_dead_name(*notify)) return 3;
+    auto service = d.check_in(unique_service("dying"));
+    if (!service) return 4;
+    auto to_inbox = d.look_up(inbox_service);
+    if (!to_inbox) return 5;
+    OutgoingMessage m = text(*to_inbox, 9, "queued");
+    m.add_ool_copy(bytes_of(std::string(4096, 'o')));
+    if (d.send(m, at_once_send()) != Status::kSuccess) return 6;
+    // Parked last: the test waits for it, and then all the rest is held.
+    std::thread([&] { (void)d.receive(port->name(), wait_up_to(3600s)); }).detach();
+    for (;;) ::pause();
+  });
+  Json held;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (const Json& t : fetch(IntrospectWhat::kTasks))
+      if (t["pid"] == dying.pid() && t["quota"]["parked_requests"]["used"] == 1) held = t["quota"];
+    if (!held.is_null()) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_FALSE(held.is_null()) << "the dying task never parked its receive";
+  const Json during = snapshot(*keeper);
+  EXPECT_EQ(held.size(), 11u) << held.dump();
+  for (auto& [k, v] : held.items()) {
+    EXPECT_GE(v["used"].get<uint64_t>(), 1u) << k;
+    EXPECT_EQ(during["uid"][k], base["uid"][k].get<uint64_t>() + v["used"].get<uint64_t>()) << k;
+  }
+  EXPECT_EQ(during["uid"]["connections"], base["uid"]["connections"].get<uint64_t>() + 1);
+
+  ASSERT_EQ(::kill(dying.pid(), SIGKILL), 0);
+  EXPECT_EQ(dying.wait(), -1);
+  const auto closed_by = std::chrono::steady_clock::now() + kWait;
+  Json after = snapshot(*keeper);
+  while (after["daemon"]["tasks"] != base["daemon"]["tasks"] &&
+         std::chrono::steady_clock::now() < closed_by) {
+    std::this_thread::sleep_for(5ms);
+    after = snapshot(*keeper);
+  }
+  ASSERT_EQ(after["daemon"]["tasks"], base["daemon"]["tasks"]);
+  for (auto& [k, v] : after["uid"].items()) {
+    if (k == "queued_messages" || k == "queued_bytes" || k == "ool_bytes" || k == "fds_in_flight")
+      EXPECT_EQ(v, during["uid"][k]) << k;
+    else
+      EXPECT_EQ(v, base["uid"][k]) << k;
+  }
+  {
+    auto got = inbox->receive(at_once());
+    ASSERT_TRUE(got.ok()) << status_name(got.status());
+    EXPECT_EQ(got->id, 9);
+    EXPECT_EQ(got->body_text(), "queued");
+    EXPECT_EQ(got->descriptors.size(), 1u);
+  }
+  // (The daemon closes the dead connection's socket after it has seen it
+  // close.)
+  const int base_fds = base["daemon"]["fds"].get<int>();
+  while (daemon_->open_fd_count() != base_fds && std::chrono::steady_clock::now() < closed_by)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(snapshot(*keeper), base);
 }
 
 }  // namespace
