@@ -535,7 +535,9 @@ TEST_F(DaemonUidQuotaTest, ParkedRequests) {
       blocked.set_remote(*full_port, Disposition::kMakeSend).set_id(2);
     else
       blocked.set_remote(to_full).set_id(2);
-    EXPECT_EQ(t->send(blocked), Status::kSendNoBuffer);  // it would have to wait
+    // It would have to wait (bounded, so that a daemon that let it wait
+    // fails the test rather than hangs it).
+    EXPECT_EQ(t->send(blocked, SendOptions{kWait}), Status::kSendNoBuffer);
     EXPECT_EQ(last_refused_limit(), "parked_requests");
     auto look = t->look_up(unique_service("nobody"), kWait);
     EXPECT_EQ(look.status(), Status::kBootstrapNoMemory);
