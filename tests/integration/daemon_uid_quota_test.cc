@@ -68,6 +68,9 @@ class DaemonUidQuotaTest : public ::testing::Test {
     EXPECT_EQ(all.size(), 1u) << all.dump();
     return all.empty() ? Json() : all[0];
   }
+  uint64_t used_names(const Task& t) {
+    return task_json(t)["quota"]["names"]["used"].get<uint64_t>();
+  }
   uint64_t uid_used(const Task& t, const char* quota) {
     return task_json(t)["uid_quota"][quota]["used"].get<uint64_t>();
   }
@@ -175,6 +178,98 @@ TEST_F(DaemonUidQuotaTest, Names) {
   for (Name n : dead_one) ASSERT_EQ(one->deallocate(n), Status::kSuccess);
   for (Name n : dead_two) ASSERT_EQ(two->deallocate(n), Status::kSuccess);
   EXPECT_EQ(snapshot(*one, *two), base);
+}
+
+TEST_F(DaemonUidQuotaTest, NamesForRightsArrivingInAMessage) {
+  // The uid's names are all taken (by the receiver's port, the sender's
+  // rights and a third task's dead names): the message arrives without the
+  // right it carried, and the reply says which limit.
+  start({"--quota-uid-names", "6"});
+  auto receiver = connect("receiver");
+  auto sender = connect("sender");
+  auto filler = connect("filler");
+  auto inbox = receiver->make_port();
+  ASSERT_TRUE(inbox.ok());
+  SendRight to_inbox = hand_over(receiver, *inbox, sender);
+  auto carried = sender->make_port();
+  ASSERT_TRUE(carried.ok());
+  std::vector<Name> dead;
+  for (int i = 0; i < 3; ++i) {
+    auto n = filler->allocate(Right::kDeadName);
+    ASSERT_TRUE(n.ok()) << i;
+    dead.push_back(*n);
+  }
+  const Json full = snapshot(*receiver);
+  EXPECT_EQ(full["task"]["names"], 1);
+  EXPECT_EQ(full["uid"]["names"], 6);
+  OutgoingMessage m = text(to_inbox, 7, "with a right");
+  m.add_port(*carried, Disposition::kMakeSend);
+  ASSERT_EQ(sender->send(m), Status::kSuccess);
+  auto got = inbox->receive(at_once());
+  EXPECT_EQ(got.status(), Status::kRcvBodyError);
+  EXPECT_EQ(last_refused_limit(), "names");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->id, 7);
+  EXPECT_EQ(got->body_text(), "with a right");
+  ASSERT_EQ(got->descriptors.size(), 1u);
+  EXPECT_EQ(std::get<ReceivedPort>(got->descriptors[0]).name, kNameNull);
+  EXPECT_EQ(snapshot(*receiver), full);
+  // The right was destroyed, not leaked: the port has no senders left.
+  auto st = carried->status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_FALSE(st->srights);
+  // With a name free, the same right arrives.
+  ASSERT_EQ(filler->deallocate(dead.back()), Status::kSuccess);
+  OutgoingMessage again = text(to_inbox, 8);
+  again.add_port(*carried, Disposition::kMakeSend);
+  ASSERT_EQ(sender->send(again), Status::kSuccess);
+  auto arrived = inbox->receive(at_once());
+  ASSERT_TRUE(arrived.ok()) << status_name(arrived.status());
+  EXPECT_NE(std::get<ReceivedPort>(arrived->descriptors.at(0)).name, kNameNull);
+  EXPECT_EQ(used_names(*receiver), 2u);
+}
+
+TEST_F(DaemonUidQuotaTest, PortsForAReceiveRightArrivingInAMessage) {
+  // The receiver holds one port and the sender, of the same uid, the other
+  // two the uid may have once the right in the message is on its way: that
+  // receive right cannot be held.
+  start({"--quota-uid-ports", "3"});
+  auto receiver = connect("receiver");
+  auto sender = connect("sender");
+  auto inbox = receiver->make_port();
+  ASSERT_TRUE(inbox.ok());
+  SendRight to_inbox = hand_over(receiver, *inbox, sender);
+  auto moving = sender->make_port();
+  auto other = sender->make_port();
+  ASSERT_TRUE(moving.ok() && other.ok());
+  auto keep = moving->make_send();  // to see the port die
+  ASSERT_TRUE(keep.ok());
+  const uint64_t ports_before = fetch(IntrospectWhat::kStatus)["ports"].get<uint64_t>();
+  OutgoingMessage m = text(to_inbox, 8);
+  m.add_port(std::move(*moving));
+  ASSERT_EQ(sender->send(m), Status::kSuccess);
+  // In flight, the right is charged to nobody; a port made meanwhile fills
+  // the uid again.
+  EXPECT_EQ(snapshot(*sender)["uid"]["ports"], 2);
+  auto filled = sender->make_port();
+  ASSERT_TRUE(filled.ok());
+  const Json full = snapshot(*receiver);
+  EXPECT_EQ(full["task"]["ports"], 1);
+  EXPECT_EQ(full["uid"]["ports"], 3);
+  auto got = inbox->receive(at_once());
+  EXPECT_EQ(got.status(), Status::kRcvBodyError);
+  EXPECT_EQ(last_refused_limit(), "ports");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(std::get<ReceivedPort>(got->descriptors.at(0)).name, kNameNull);
+  const Json after = snapshot(*receiver);
+  EXPECT_EQ(after["task"], full["task"]);
+  EXPECT_EQ(after["names"], full["names"]);
+  EXPECT_EQ(after["uid"]["ports"], 3);
+  // The receive right nobody could hold died with the message.
+  EXPECT_EQ(fetch(IntrospectWhat::kStatus)["ports"], ports_before);  // -moving +filled
+  auto type = sender->type(keep->name());
+  ASSERT_TRUE(type.ok());
+  EXPECT_EQ(*type, kTypeDeadName);
 }
 
 TEST_F(DaemonUidQuotaTest, PortSets) {
