@@ -6,8 +6,8 @@
 // either is refused with the exact status and the limit named, the tasks' and
 // the uid's charges are what they were before the refusal, another uid (where
 // that is cheap) still has its own allowance, and once everything is released
-// the uid's charges are back at the start. (quota.uid.ports and
-// quota.uid.connections are in daemon_quota_test.cc.)
+// the uid's charges are back at the start. (quota.uid.ports, made by a
+// task, and quota.uid.connections are in daemon_quota_test.cc.)
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
