@@ -24,139 +24,14 @@
 #include "tests/integration/client_support.h"
 #include "tests/integration/cross_process.h"
 #include "tests/integration/daemon_fixture.h"
+#include "tests/integration/quota_support.h"
 
 namespace portd::testing {
 namespace {
 
-using Json = nlohmann::json;
-using namespace std::chrono_literals;
+using namespace quota;
 
-constexpr uid_t kNobody = 65534;
-
-class DaemonQuotaTest : public ::testing::Test {
- protected:
-  void start(std::vector<std::string> flags) {
-    DaemonLaunch launch;
-    launch.args = std::move(flags);
-    start(launch);
-  }
-  void start(const DaemonLaunch& launch) {
-    daemon_ = std::make_unique<DaemonProcess>(launch);
-    ASSERT_TRUE(daemon_->started());
-    // The fixture's probe (a connection that closes at once) counts against
-    // the uid's connections until the daemon has seen it close: with a
-    // limit of 1 the viewer may have to try again, and every test starts
-    // once the viewer is the uid's only connection.
-    const auto deadline = std::chrono::steady_clock::now() + kWait;
-    for (;;) {
-      auto viewer = Task::connect(ConnectOptions{daemon_->socket_path(), "viewer"});
-      if (viewer.ok()) {
-        viewer_ = std::move(*viewer);
-        break;
-      }
-      ASSERT_EQ(viewer.status(), Status::kResourceShortage) << viewer.detail();
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-      std::this_thread::sleep_for(5ms);
-    }
-    introspection_ = std::make_unique<Introspection>(viewer_);
-    while (fetch(IntrospectWhat::kUids)[0]["quota"]["connections"]["used"] != 1)
-      std::this_thread::sleep_for(5ms);
-  }
-  void TearDown() override {
-    introspection_.reset();
-    viewer_.reset();
-  }
-
-  std::shared_ptr<Task> connect(const std::string& command) {
-    return connect_or_die(daemon_->socket_path(), command);
-  }
-
-  Json fetch(IntrospectWhat what, uint64_t target = 0) {
-    IntrospectQuery q;
-    q.what = what;
-    q.target = target;
-    auto r = introspection_->fetch(q);
-    EXPECT_TRUE(r.ok()) << status_name(r.status()) << " " << r.detail();
-    return r.ok() ? Json::parse(*r) : Json();
-  }
-  Json task_json(const Task& t) {
-    Json all = fetch(IntrospectWhat::kTasks, t.id());
-    EXPECT_EQ(all.size(), 1u) << all.dump();
-    return all.empty() ? Json() : all[0];
-  }
-  uint64_t used(const Task& t, const char* quota) {
-    return task_json(t)["quota"][quota]["used"].get<uint64_t>();
-  }
-
-  // Everything a refusal must leave as it was: the task's charges and its
-  // uid's, its names, the daemon's counts and open fds. A round trip on the
-  // task first, so that requests it posted without waiting (handle
-  // releases) are done: one connection's requests are handled in order.
-  Json snapshot(Task& t) {
-    EXPECT_TRUE(t.names().ok());
-    Json task = task_json(t);
-    Json status = fetch(IntrospectWhat::kStatus);
-    Json out;
-    for (auto& [k, v] : task["quota"].items()) out["task"][k] = v["used"];
-    for (auto& [k, v] : task["uid_quota"].items()) out["uid"][k] = v["used"];
-    out["names"] = task["names"];
-    for (const char* k :
-         {"tasks", "ports", "port_sets", "queued_messages", "queued_bytes", "bootstrap_names"})
-      out["daemon"][k] = status[k];
-    out["daemon"]["fds"] = daemon_->open_fd_count();
-    return out;
-  }
-  // Waits until the daemon holds `n` fds (closing a connection's fd follows
-  // its client's view of the close).
-  void expect_fds(int n) {
-    const auto deadline = std::chrono::steady_clock::now() + kWait;
-    while (daemon_->open_fd_count() != n && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(5ms);
-    EXPECT_EQ(daemon_->open_fd_count(), n);
-  }
-  size_t log_count(const std::string& text) {
-    const std::string log = daemon_->log();
-    size_t count = 0;
-    for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++count;
-    return count;
-  }
-  // Waits until the log holds `text` `n` times.
-  bool wait_for_log_count(const std::string& text, size_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + kWait;
-    for (;;) {
-      const size_t count = log_count(text);
-      if (count >= n) return count == n;
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-  uint64_t refused_count() {
-    return fetch(IntrospectWhat::kStatus)["counters"]["messages_refused"].get<uint64_t>();
-  }
-
-  // A send right in `to` for port `port` of `from`, through the registry.
-  SendRight hand_over(const std::shared_ptr<Task>& from, const ReceiveRight& port,
-                      const std::shared_ptr<Task>& to) {
-    const std::string service = unique_service("quota");
-    EXPECT_EQ(from->bootstrap_register(service, port.name()), Status::kSuccess);
-    auto right = to->look_up(service);
-    EXPECT_TRUE(right.ok()) << status_name(right.status());
-    EXPECT_EQ(from->bootstrap_unregister(service), Status::kSuccess);
-    return right.ok() ? std::move(*right) : SendRight();
-  }
-
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::shared_ptr<Task> viewer_;
-  std::unique_ptr<Introspection> introspection_;
-};
-
-OutgoingMessage text(const SendRight& to, int32_t id, std::string_view body = {}) {
-  OutgoingMessage m;
-  m.set_remote(to).set_id(id).set_body(body);
-  return m;
-}
-
-SendOptions at_once_send() { return SendOptions{0ms}; }
+class DaemonQuotaTest : public QuotaFixture {};
 
 // ---------------------------------------------------------------------------
 // Per task
@@ -330,38 +205,19 @@ class QueuedQuota : public DaemonQuotaTest {
 };
 
 TEST_F(QueuedQuota, QueuedMessages) {
-  run(
-      {"--quota-task-queued-messages", "3"}, "queued_messages",
-      [](const SendRight& to, int id) { return text(to, id, "x"); }, 3);
+  run({"--quota-task-queued-messages", "3"}, "queued_messages", one_byte, 3);
 }
 
 TEST_F(QueuedQuota, QueuedBytes) {
-  run(
-      {"--quota-task-queued-bytes", "100"}, "queued_bytes",
-      [](const SendRight& to, int id) { return text(to, id, std::string(40, 'b')); }, 2);
+  run({"--quota-task-queued-bytes", "100"}, "queued_bytes", forty_bytes, 2);
 }
 
 TEST_F(QueuedQuota, OolBytes) {
-  run(
-      {"--quota-task-ool-bytes", "10000"}, "ool_bytes",
-      [](const SendRight& to, int id) {
-        OutgoingMessage m = text(to, id);
-        m.add_ool_copy(bytes_of(std::string(4096, 'o')));
-        return m;
-      },
-      2);
+  run({"--quota-task-ool-bytes", "10000"}, "ool_bytes", one_ool_page, 2);
 }
 
 TEST_F(QueuedQuota, FdsInFlight) {
-  run(
-      {"--quota-task-fds-in-flight", "3"}, "fds_in_flight",
-      [](const SendRight& to, int id) {
-        OutgoingMessage m = text(to, id);
-        m.add_ool_copy(bytes_of("one"));
-        m.add_ool_copy(bytes_of("two"));
-        return m;
-      },
-      1);
+  run({"--quota-task-fds-in-flight", "3"}, "fds_in_flight", two_ool_fds, 1);
 }
 
 TEST_F(DaemonQuotaTest, SendOnceRights) {
@@ -544,16 +400,6 @@ TEST_F(DaemonQuotaTest, MessageBytesAndDescriptors) {
 
 // Runs `body` in a child that has become uid 65534 (the socket's directory
 // is opened to it first); its exit code.
-int as_nobody(const DaemonProcess& daemon, const std::function<int(const std::string&)>& body) {
-  EXPECT_EQ(::chmod(daemon.directory().c_str(), 0755), 0);
-  const std::string socket = daemon.socket_path();
-  Child child([&] {
-    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 90;
-    return body(socket);
-  });
-  return child.wait();
-}
-
 TEST_F(DaemonQuotaTest, PortsPerUid) {
   start({"--quota-uid-ports", "4"});
   auto one = connect("one");
@@ -572,16 +418,13 @@ TEST_F(DaemonQuotaTest, PortsPerUid) {
   }
   EXPECT_EQ(snapshot(*two), full);
   // Another uid has its own.
-  EXPECT_EQ(as_nobody(*daemon_,
-                      [](const std::string& socket) {
-                        auto t = Task::connect(ConnectOptions{socket, "nobody"});
-                        if (!t) return 1;
-                        for (int i = 0; i < 4; ++i)
-                          if (!(*t)->allocate(Right::kReceive)) return 2;
-                        return (*t)->allocate(Right::kReceive).status() == Status::kResourceShortage
-                                   ? 0
-                                   : 3;
-                      }),
+  EXPECT_EQ(as_nobody([](const std::string& socket) {
+              auto t = Task::connect(ConnectOptions{socket, "nobody"});
+              if (!t) return 1;
+              for (int i = 0; i < 4; ++i)
+                if (!(*t)->allocate(Right::kReceive)) return 2;
+              return (*t)->allocate(Right::kReceive).status() == Status::kResourceShortage ? 0 : 3;
+            }),
             0);
   EXPECT_EQ(snapshot(*two), full);
   ports.clear();
@@ -619,10 +462,9 @@ TEST_F(DaemonQuotaTest, ConnectionsPerUid) {
   EXPECT_EQ(fetch(IntrospectWhat::kStatus)["tasks"], status_before["tasks"]);
   expect_fds(fds);
   // Another uid is not refused.
-  EXPECT_EQ(as_nobody(*daemon_,
-                      [](const std::string& socket) {
-                        return Task::connect(ConnectOptions{socket, "nobody"}) ? 0 : 1;
-                      }),
+  EXPECT_EQ(as_nobody([](const std::string& socket) {
+              return Task::connect(ConnectOptions{socket, "nobody"}) ? 0 : 1;
+            }),
             0);
 
   // One closes: the count goes down, and a new one is let in.

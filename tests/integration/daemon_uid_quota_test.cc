@@ -26,116 +26,14 @@
 #include "tests/integration/client_support.h"
 #include "tests/integration/cross_process.h"
 #include "tests/integration/daemon_fixture.h"
+#include "tests/integration/quota_support.h"
 
 namespace portd::testing {
 namespace {
 
-using Json = nlohmann::json;
-using namespace std::chrono_literals;
+using namespace quota;
 
-constexpr uid_t kNobody = 65534;
-
-// The fixture of daemon_quota_test.cc, with what these tests need of it.
-class DaemonUidQuotaTest : public ::testing::Test {
- protected:
-  void start(std::vector<std::string> flags) {
-    DaemonLaunch launch;
-    launch.args = std::move(flags);
-    daemon_ = std::make_unique<DaemonProcess>(launch);
-    ASSERT_TRUE(daemon_->started());
-    viewer_ = connect("viewer");
-    introspection_ = std::make_unique<Introspection>(viewer_);
-  }
-  void TearDown() override {
-    introspection_.reset();
-    viewer_.reset();
-  }
-
-  std::shared_ptr<Task> connect(const std::string& command) {
-    return connect_or_die(daemon_->socket_path(), command);
-  }
-
-  Json fetch(IntrospectWhat what, uint64_t target = 0) {
-    IntrospectQuery q;
-    q.what = what;
-    q.target = target;
-    auto r = introspection_->fetch(q);
-    EXPECT_TRUE(r.ok()) << status_name(r.status()) << " " << r.detail();
-    return r.ok() ? Json::parse(*r) : Json();
-  }
-  Json task_json(const Task& t) {
-    Json all = fetch(IntrospectWhat::kTasks, t.id());
-    EXPECT_EQ(all.size(), 1u) << all.dump();
-    return all.empty() ? Json() : all[0];
-  }
-  uint64_t used_names(const Task& t) {
-    return task_json(t)["quota"]["names"]["used"].get<uint64_t>();
-  }
-  uint64_t uid_used(const Task& t, const char* quota) {
-    return task_json(t)["uid_quota"][quota]["used"].get<uint64_t>();
-  }
-
-  // Everything a refusal must leave as it was: the task's charges and its
-  // uid's, its names, the daemon's counts and open fds. A round trip on the
-  // task first, so that requests it posted without waiting (handle
-  // releases) are done: one connection's requests are handled in order.
-  Json snapshot(Task& t) {
-    EXPECT_TRUE(t.names().ok());
-    Json task = task_json(t);
-    Json status = fetch(IntrospectWhat::kStatus);
-    Json out;
-    for (auto& [k, v] : task["quota"].items()) out["task"][k] = v["used"];
-    for (auto& [k, v] : task["uid_quota"].items()) out["uid"][k] = v["used"];
-    out["names"] = task["names"];
-    for (const char* k :
-         {"tasks", "ports", "port_sets", "queued_messages", "queued_bytes", "bootstrap_names"})
-      out["daemon"][k] = status[k];
-    out["daemon"]["fds"] = daemon_->open_fd_count();
-    return out;
-  }
-  // Both tasks' snapshots.
-  Json snapshot(Task& one, Task& two) {
-    Json a = snapshot(one);
-    Json b = snapshot(two);
-    return Json{{"one", a}, {"two", b}};
-  }
-
-  // A send right in `to` for port `port` of `from`, through the registry.
-  SendRight hand_over(const std::shared_ptr<Task>& from, const ReceiveRight& port,
-                      const std::shared_ptr<Task>& to) {
-    const std::string service = unique_service("uidquota");
-    EXPECT_EQ(from->bootstrap_register(service, port.name()), Status::kSuccess);
-    auto right = to->look_up(service);
-    EXPECT_TRUE(right.ok()) << status_name(right.status());
-    EXPECT_EQ(from->bootstrap_unregister(service), Status::kSuccess);
-    return right.ok() ? std::move(*right) : SendRight();
-  }
-
-  // Runs `body` in a child that has become uid 65534 (the socket's directory
-  // is opened to it first); its exit code.
-  int as_nobody(const std::function<int(const std::string&)>& body) {
-    EXPECT_EQ(::chmod(daemon_->directory().c_str(), 0755), 0);
-    const std::string socket = daemon_->socket_path();
-    Child child([&] {
-      if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
-        return 90;
-      return body(socket);
-    });
-    return child.wait();
-  }
-
-  std::unique_ptr<DaemonProcess> daemon_;
-  std::shared_ptr<Task> viewer_;
-  std::unique_ptr<Introspection> introspection_;
-};
-
-OutgoingMessage text(const SendRight& to, int32_t id, std::string_view body = {}) {
-  OutgoingMessage m;
-  m.set_remote(to).set_id(id).set_body(body);
-  return m;
-}
-
-SendOptions at_once_send() { return SendOptions{0ms}; }
+class DaemonUidQuotaTest : public QuotaFixture {};
 
 TEST_F(DaemonUidQuotaTest, Names) {
   start({"--quota-uid-names", "6"});
@@ -384,40 +282,21 @@ class QueuedUidQuota : public DaemonUidQuotaTest {
 };
 
 TEST_F(QueuedUidQuota, QueuedMessages) {
-  run(
-      {"--quota-uid-queued-messages", "4"}, "queued_messages",
-      [](const SendRight& to, int id) { return text(to, id, "x"); }, 2);
+  run({"--quota-uid-queued-messages", "4"}, "queued_messages", one_byte, 2);
 }
 
 TEST_F(QueuedUidQuota, QueuedBytes) {
   // 40 bytes from each: 80 queued, 40 more would be 120.
-  run(
-      {"--quota-uid-queued-bytes", "100"}, "queued_bytes",
-      [](const SendRight& to, int id) { return text(to, id, std::string(40, 'b')); }, 1);
+  run({"--quota-uid-queued-bytes", "100"}, "queued_bytes", forty_bytes, 1);
 }
 
 TEST_F(QueuedUidQuota, OolBytes) {
-  run(
-      {"--quota-uid-ool-bytes", "10000"}, "ool_bytes",
-      [](const SendRight& to, int id) {
-        OutgoingMessage m = text(to, id);
-        m.add_ool_copy(bytes_of(std::string(4096, 'o')));
-        return m;
-      },
-      1);
+  run({"--quota-uid-ool-bytes", "10000"}, "ool_bytes", one_ool_page, 1);
 }
 
 TEST_F(QueuedUidQuota, FdsInFlight) {
   // Two fds from each: four in flight, two more would be six.
-  run(
-      {"--quota-uid-fds-in-flight", "5"}, "fds_in_flight",
-      [](const SendRight& to, int id) {
-        OutgoingMessage m = text(to, id);
-        m.add_ool_copy(bytes_of("one"));
-        m.add_ool_copy(bytes_of("two"));
-        return m;
-      },
-      1);
+  run({"--quota-uid-fds-in-flight", "5"}, "fds_in_flight", two_ool_fds, 1);
 }
 
 TEST_F(DaemonUidQuotaTest, SendOnceRights) {
@@ -653,7 +532,7 @@ TEST_F(DaemonUidQuotaTest, ParkedRequests) {
 // of it, except what its queued messages carry: that stays charged (to it,
 // and so to its uid) until they are received.
 TEST_F(DaemonUidQuotaTest, ATaskThatDiesGivesItsUidEverythingBack) {
-  start({});
+  start(std::vector<std::string>{});
   auto keeper = connect("keeper");
   auto inbox = keeper->make_port();
   ASSERT_TRUE(inbox.ok());
