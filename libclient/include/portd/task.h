@@ -56,6 +56,7 @@ class Connection;
 class VolatilePool;
 struct OutgoingRegions;
 struct ReplyData;
+struct IncomingRegion;
 }  // namespace detail
 
 // The limit that refused this thread's most recent request to the daemon,
@@ -235,6 +236,13 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   // Maps the regions of a received message (a body region becomes the body).
   // MACH_RCV_BODY_ERROR if one could not be mapped, else `status`.
   static Status map_regions(detail::ReplyData& reply, Status status);
+  static Status map_regions(ReceivedMessage& message, std::vector<detail::IncomingRegion>& regions,
+                            Status status);
+  // send_batch and receive_batch with the batch requests of protocol
+  // version 2 (the pipelined requests of version 1 otherwise).
+  std::vector<Status> send_batched(std::span<OutgoingMessage> messages, const SendOptions& options);
+  Result<std::vector<ReceivedMessage>> receive_batched(Name name, size_t max,
+                                                       const ReceiveOptions& options);
 
   std::unique_ptr<detail::Connection> connection_;
   std::string socket_path_;
@@ -242,6 +250,8 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   uint32_t daemon_pid_ = 0;
   uint32_t version_ = 0;
   uint32_t max_inline_body_ = 0;
+  uint32_t max_frame_bytes_ = 0;
+  uint32_t max_batch_ = 0;  // 0: the daemon has no batch requests
   std::atomic<size_t> ool_threshold_{64 << 10};
   std::shared_ptr<detail::VolatilePool> pool_;
 };
