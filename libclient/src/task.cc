@@ -286,7 +286,10 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
 
   Request request;
   auto hello = request.root.initHello();
-  hello.setVersion(wire::PROTOCOL_VERSION);
+  const uint32_t asked = options.protocol_version != 0
+                             ? std::min<uint32_t>(options.protocol_version, wire::PROTOCOL_VERSION)
+                             : wire::PROTOCOL_VERSION;
+  hello.setVersion(asked);
   const std::string command = options.command.empty() ? command_name() : options.command;
   copy_text(hello.initCommand(static_cast<unsigned>(command.size())), command);
   TaskCall call(*task->connection_, request.builder);
@@ -295,7 +298,7 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
     return Result<std::shared_ptr<Task>>(error.status(), "hello refused: " + error.detail());
   }
   const auto& info = call.reply().hello;
-  if (info.version == 0 || info.version > wire::PROTOCOL_VERSION) {
+  if (info.version == 0 || info.version > asked) {
     return Result<std::shared_ptr<Task>>(Status::kNotSupported,
                                          "the daemon speaks protocol version " +
                                              std::to_string(info.version) + ", this library " +

@@ -548,5 +548,31 @@ TEST_F(LibraryBatchTest, RegionsTravelInBatchesBothWays) {
   }
 }
 
+TEST_F(LibraryBatchTest, ATaskThatAsksForVersionOnePipelinesWithTheSameOutcomes) {
+  ConnectOptions options;
+  options.socket_path = daemon_.socket_path();
+  options.protocol_version = 1;
+  auto old = Task::connect(options);
+  ASSERT_TRUE(old);
+  auto& task = *old;
+  ASSERT_EQ(task->protocol_version(), 1u);
+  auto port = task->make_port();
+  ASSERT_TRUE(port);
+  ASSERT_EQ(port->set_qlimit(3), Status::kSuccess);
+  std::vector<OutgoingMessage> messages(5);
+  for (int i = 0; i < 5; ++i)
+    messages[size_t(i)].set_remote(*port, Disposition::kMakeSend).set_id(i).set_body("v1");
+  SendOptions now;
+  now.timeout = 0ms;
+  const auto statuses = task->send_batch(messages, now);
+  ASSERT_EQ(statuses.size(), 5u);
+  for (size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(statuses[i], i < 3 ? Status::kSuccess : Status::kSendTimedOut);
+  auto got = task->receive_batch(port->name(), 8, ReceiveOptions{0ms});
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ((*got)[size_t(i)].id, i);
+}
+
 }  // namespace
 }  // namespace portd::testing

@@ -82,6 +82,10 @@ struct ConnectOptions {
   size_t ool_threshold = 64 << 10;
   // The most the volatile pool may hold (Task::volatile_buffer).
   size_t volatile_pool_bytes = size_t{512} << 20;
+  // The highest protocol version to ask for; 0: the library's newest. 1
+  // keeps send_batch and receive_batch on pipelined single requests (as
+  // with a daemon of version 1): for tests and benchmarks.
+  uint32_t protocol_version = 0;
 };
 
 class PORTD_API Task : public std::enable_shared_from_this<Task> {
