@@ -170,10 +170,11 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   Result<ReceivedMessage> send_receive(OutgoingMessage& message, const SendOptions& send_options,
                                        Name receive_name, const ReceiveOptions& receive_options);
 
-  // ---- raw layer: pipelined messaging -------------------------------------
-  // Sends each message as send() would, in order, but pipelined: every
-  // request is written (in one write when they fit) before any answer is
-  // awaited, so n messages cost one round trip instead of n. Returns one
+  // ---- raw layer: batched messaging ---------------------------------------
+  // Sends each message as send() would, in order, in one round trip: with a
+  // daemon of protocol version 2, in batch requests (up to the daemon's
+  // batch limit of messages each, within the frame and fd limits), else as
+  // pipelined send requests written before any answer is awaited. Returns one
   // status per message; each message is consumed iff its own send
   // succeeded. A message refused before sending (its problem(), a region
   // that cannot be made) is skipped and the others still go. With
@@ -182,8 +183,10 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
                                  const SendOptions& options = {});
   // Up to `max` messages from a receive right or port set: the first is
   // waited for as `options` say, the others are taken only if they are
-  // queued already (their requests carry a timeout of 0), all in one round
-  // trip. Messages come in the order they were received. Fails as receive()
+  // queued already (never waiting), all in one round trip; the daemon may
+  // return fewer than are queued so that its reply stays within a frame (a
+  // message with out-of-line regions ends a batch). Messages come in the
+  // order they were received. Fails as receive()
   // does when the first receive fails (MACH_RCV_TOO_LARGE comes without the
   // needed size here: receive() gives it). A message delivered with
   // MACH_RCV_HEADER_ERROR or MACH_RCV_BODY_ERROR is in the batch, and the
