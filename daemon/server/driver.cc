@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <type_traits>
 
@@ -326,7 +327,10 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
   const ipc::Limits& limits = core_.limits();
   const size_t worst = kEncodedMessageOverhead + limits.max_inline_body +
                        (kEncodedDescriptorBytes + 8) * size_t{limits.max_descriptors};
-  const size_t frame = frame_limits_.max_frame_bytes;
+  // The frame limit clients are told at hello, and never over what libportd
+  // accepts in a reply (16 MiB; a daemon may allow larger requests).
+  constexpr size_t kClientReplyFrameBytes = size_t{16} << 20;
+  const size_t frame = std::min<size_t>(frame_limits_.max_frame_bytes, kClientReplyFrameBytes);
   taken_.clear();
   size_t bytes = 64 + encoded_bound(first);
   size_t fds = 0;

@@ -548,6 +548,44 @@ TEST_F(LibraryBatchTest, RegionsTravelInBatchesBothWays) {
   }
 }
 
+TEST(WireBatchLimits, AReceiveBatchStaysWithinWhatLibportdAcceptsWhateverTheDaemonAllows) {
+  // Requests of up to 64 MiB, but libportd takes replies of 16 MiB at most:
+  // 300 queued bodies of 60 KiB (18 MiB) come in more than one reply, and
+  // the connection survives.
+  DaemonProcess daemon({"--max-frame-bytes", "64MiB"});
+  ASSERT_TRUE(daemon.started());
+  auto task = connect_or_die(daemon.socket_path(), "big-batches");
+  ASSERT_NE(task, nullptr);
+  auto port = task->make_port();
+  ASSERT_TRUE(port);
+  ASSERT_EQ(port->set_qlimit(1024), Status::kSuccess);
+  std::vector<OutgoingMessage> messages(300);
+  for (int i = 0; i < 300; ++i)
+    messages[size_t(i)]
+        .set_remote(*port, Disposition::kMakeSend)
+        .set_id(i)
+        .set_body(std::string(60 << 10, char('a' + i % 26)));
+  for (Status s : task->send_batch(messages)) ASSERT_EQ(s, Status::kSuccess);
+  ASSERT_EQ(port->status()->msgcount, 300u);
+  auto first = task->receive_batch(port->name(), 1024, ReceiveOptions{0ms});
+  ASSERT_TRUE(first) << status_name(first.status()) << " " << first.detail();
+  EXPECT_GT(first->size(), 1u);
+  EXPECT_LT(first->size(), 300u);
+  size_t next = 0;
+  for (const auto& m : *first) {
+    EXPECT_EQ(m.id, static_cast<int32_t>(next));
+    EXPECT_EQ(m.body.size(), size_t{60} << 10);
+    ++next;
+  }
+  while (next < 300) {
+    auto more = task->receive_batch(port->name(), 1024, ReceiveOptions{0ms});
+    ASSERT_TRUE(more) << status_name(more.status());
+    for (const auto& m : *more) EXPECT_EQ(m.id, static_cast<int32_t>(next++));
+  }
+  EXPECT_EQ(next, 300u);
+  EXPECT_TRUE(task->connected());
+}
+
 TEST_F(LibraryBatchTest, ATaskThatAsksForVersionOnePipelinesWithTheSameOutcomes) {
   ConnectOptions options;
   options.socket_path = daemon_.socket_path();
