@@ -816,12 +816,20 @@ std::vector<Status> Task::send_batched(std::span<OutgoingMessage> messages,
     const ReplyData& reply = replies[g];
     const bool answered = ok(transport[g]) && reply.which == wire::Reply::SEND_STATUSES &&
                           reply.send_statuses.size() == group.end - group.begin;
-    // A request refused as a whole: every message has its status.
+    // A request refused as a whole: every message has its status. A batch
+    // limit lowered (by a reload) since hello refuses it before sending
+    // anything: then each of its messages goes on its own.
+    const bool over_limit = ok(transport[g]) && reply.status == Status::kInvalidArgument &&
+                            reply.limit == "batch_messages";
     const Status whole = !ok(transport[g])   ? transport[g]
                          : !ok(reply.status) ? reply.status
                                              : Status::kFailure;
     for (size_t k = group.begin; k < group.end; ++k) {
       const size_t i = ready[k];
+      if (over_limit) {
+        statuses[i] = send(messages[i], options);
+        continue;
+      }
       const Status status = answered ? reply.send_statuses[k - group.begin] : whole;
       statuses[i] = status;
       if (send_consumed(status)) {
@@ -876,6 +884,13 @@ Result<std::vector<ReceivedMessage>> Task::receive_batched(Name name, size_t max
       if (transport[k] == Status::kInvalidTask)
         return Batch(transport[k], "not connected to portd: " + connection_->failure());
       return Batch(transport[k]);
+    }
+    if (reply.status == Status::kInvalidArgument && reply.limit == "batch_messages") {
+      // The daemon's batch limit was lowered since hello: one message.
+      auto one = receive(name, options);
+      if (!one) return Batch(one.status(), one.detail());
+      out.push_back(std::move(*one));
+      return out;
     }
     if (!reply.limit.empty())
       return Batch(reply.status, "refused by the " + reply.limit + " limit");

@@ -5,8 +5,12 @@
 // libportd's send_batch / receive_batch, which use them, for the semantics
 // of docs/libportd.md.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -584,6 +588,39 @@ TEST(WireBatchLimits, AReceiveBatchStaysWithinWhatLibportdAcceptsWhateverTheDaem
   }
   EXPECT_EQ(next, 300u);
   EXPECT_TRUE(task->connected());
+}
+
+TEST(WireBatchLimits, ABatchLimitLoweredAfterHelloStillSendsEveryMessage) {
+  char dir_template[] = "/tmp/portd-batch-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string config = std::string(dir_template) + "/portd.toml";
+  std::ofstream(config, std::ios::trunc) << "";
+  DaemonLaunch launch;
+  launch.config = config;
+  DaemonProcess daemon(launch);
+  ASSERT_TRUE(daemon.started());
+  auto task = connect_or_die(daemon.socket_path(), "reloaded");
+  ASSERT_NE(task, nullptr);
+  auto port = task->make_port();
+  ASSERT_TRUE(port);
+  std::ofstream(config, std::ios::trunc) << "[limits]\nmax_batch = 2\n";
+  ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
+  ASSERT_TRUE(daemon.wait_for_log("reload: limits.max_batch: 1024 -> 2"));
+  // The library still thinks 1024: the daemon refuses the batch of five
+  // as a whole, and the library sends them one by one.
+  std::vector<OutgoingMessage> messages(5);
+  for (int i = 0; i < 5; ++i)
+    messages[size_t(i)].set_remote(*port, Disposition::kMakeSend).set_id(i);
+  for (Status s : task->send_batch(messages)) EXPECT_EQ(s, Status::kSuccess);
+  EXPECT_EQ(port->status()->msgcount, 5u);
+  // A receive batch over the new limit falls back to one receive.
+  auto got = task->receive_batch(port->name(), 8, ReceiveOptions{0ms});
+  ASSERT_TRUE(got) << status_name(got.status());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].id, 0);
+  EXPECT_EQ(port->status()->msgcount, 4u);
+  std::remove(config.c_str());
+  ::rmdir(dir_template);
 }
 
 TEST_F(LibraryBatchTest, ATaskThatAsksForVersionOnePipelinesWithTheSameOutcomes) {
