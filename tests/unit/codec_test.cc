@@ -706,7 +706,8 @@ TEST(CodecDecode, ReceiveBatchAndItsLimits) {
       b.setMax(max);
     };
   };
-  const auto& r = body_as<req::ReceiveBatch>(decode(batch(4), limits));
+  const DecodedRequest d = decode(batch(4), limits);
+  const auto& r = body_as<req::ReceiveBatch>(d);
   EXPECT_EQ(r.max, 4u);
   EXPECT_EQ(r.options.name, 0x200u);
   EXPECT_EQ(r.options.max_size, 300u);
