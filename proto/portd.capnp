@@ -23,8 +23,10 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("portd::wire");
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
 # Bumped on any change a peer of the previous version could not handle.
+# 2: sendBatch and receiveBatch. A client that was answered version 1 must
+# not use them (a daemon of version 1 answers KERN_NOT_SUPPORTED).
 
 # ---------------------------------------------------------------------------
 # Messages
@@ -221,6 +223,42 @@ struct SendReceive {
   receiveOptions @2 :ReceiveOptions;
 }
 
+struct SendBatch {
+  # Several messages in one request, each sent as a `send` with `options`
+  # would be, in order. Each message's outcome is its own: a refused one does
+  # not stop the others, one that must wait (a full queue) waits as a single
+  # send would, and the reply goes out once every message has its outcome.
+  # The frame's fds are the OOL descriptors' of every message, message after
+  # message, each in descriptor order (Request.fdCount counts them all).
+  messages @0 :List(OutMessage);
+  # At most the daemon's batch limit (1024 by default); more is refused
+  # with KERN_INVALID_ARGUMENT before anything is sent.
+  options @1 :SendOptions;
+}
+
+struct ReceiveBatch {
+  # Several messages in one request: the first is received as `options` say
+  # (it may wait); up to max - 1 more are taken only if they are queued
+  # already, never waiting and never destroying a message too large for
+  # options.maxSize (it stays queued, as with MACH_RCV_LARGE). The daemon
+  # stops early when another message might not fit the reply frame (its
+  # maxFrameBytes, and the fds one frame may carry).
+  options @0 :ReceiveOptions;
+  max @1 :UInt32;
+  # 1 to the daemon's batch limit (1024 by default); 0 or more is refused
+  # with KERN_INVALID_ARGUMENT.
+}
+
+struct BatchedMessage {
+  # One message of a receiveBatch answer.
+  status @0 :Int32;
+  # KERN_SUCCESS, or MACH_RCV_HEADER_ERROR / MACH_RCV_BODY_ERROR when some of
+  # its rights could not be named (they arrive as 0).
+  limit @1 :Text;
+  # With those statuses: the limit that kept a right from being named.
+  message @2 :InMessage;
+}
+
 struct BootstrapName { name @0 :Text; }
 
 struct BootstrapRegister {
@@ -334,6 +372,12 @@ struct Request {
     # Answered with monitorEvents. One poll may wait at a time.
     monitorStop @28 :Void;
     # Ends the subscription; a waiting poll is answered with what is left.
+    sendBatch @29 :SendBatch;
+    # Protocol version 2. Answered with sendStatuses.
+    receiveBatch @30 :ReceiveBatch;
+    # Protocol version 2. Answered with messages; the reply's status is the
+    # first receive's (a failure comes with no messages, as a receive's
+    # would; MACH_RCV_TOO_LARGE with neededSize).
   }
 }
 
@@ -349,6 +393,9 @@ struct HelloReply {
   maxFrameBytes @3 :UInt32;
   maxInlineBody @4 :UInt32;
   # Bodies above this must travel out of line.
+  maxBatch @5 :UInt32;
+  # Version 2: most messages in one sendBatch or receiveBatch (0 from a
+  # daemon of version 1).
 }
 
 struct NameInfo {
@@ -419,5 +466,11 @@ struct Reply {
     monitorEvents @16 :List(Text);
     # One JSON object per event, oldest first; a {"event": "lost"} object
     # where events were dropped because the buffer was full.
+    sendStatuses @17 :List(Int32);
+    # sendBatch: one status per message, in order, as `send` would have
+    # answered it. The reply's own status is KERN_SUCCESS.
+    messages @18 :List(BatchedMessage);
+    # receiveBatch: the messages taken, in the order received. Their OOL fds
+    # travel with the frame, message after message (Reply.fdCount).
   }
 }

@@ -19,6 +19,7 @@ std::string_view limit_name(Limit l) noexcept {
     case Limit::kMessageBytes: return "message_bytes";
     case Limit::kMessageDescriptors: return "message_descriptors";
     case Limit::kConnections: return "connections";
+    case Limit::kBatchMessages: return "batch_messages";
     case Limit::kCount: break;
   }
   return "unknown";

@@ -29,6 +29,7 @@ enum class Limit : uint8_t {
   kMessageBytes,        // inline body of one message
   kMessageDescriptors,  // descriptors (and ports in arrays) in one message
   kConnections,         // connections of one uid (the shell enforces it)
+  kBatchMessages,       // messages in one sendBatch or receiveBatch request
   kCount,
 };
 
@@ -98,6 +99,9 @@ struct Limits {
   // Per message.
   uint32_t max_inline_body = 1u << 20;
   uint32_t max_descriptors = 1024;
+  // Per request: most messages one sendBatch carries or one receiveBatch
+  // asks for (the codec refuses more before it allocates anything).
+  uint32_t max_batch = 1024;
   // Connections one uid may have open at once, tasks and clients that have
   // not said hello yet alike. The core has no connections: the shell counts
   // and refuses them (daemon/server/server.h), naming kConnections. A

@@ -183,6 +183,16 @@ bool is_introspection(const RequestBody& body) {
          std::holds_alternative<req::MonitorStop>(body);
 }
 
+// The fds a message's OOL descriptors take from its frame, read from the
+// wire whether or not the message is valid (a batch must know where each
+// message's fds end even when it refuses one of them).
+uint64_t wire_fd_count(wire::OutMessage::Reader in) {
+  uint64_t n = 0;
+  for (auto d : in.getDescriptors())
+    if (d.which() == wire::OutDescriptor::OOL) n += d.getOol().getReleaseSignal() ? 2 : 1;
+  return n;
+}
+
 size_t ool_fd_count(const ipc::MessageIn& message) {
   size_t n = 0;
   for (const auto& d : message.descriptors)
@@ -195,11 +205,11 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
   d.id = request.getId();
   d.fd_count = request.getFdCount();
   const auto which = request.which();
-  d.carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE;
+  d.carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE ||
+                      which == wire::Request::SEND_BATCH;
 
   if (d.id == 0) return refused_request(std::move(d), refuse(Status::kInvalidArgument, "id 0"));
-  const bool carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE;
-  if (!carries_message && d.fd_count != 0)
+  if (!d.carries_message && d.fd_count != 0)
     return refused_request(std::move(d),
                            refuse(Status::kInvalidArgument, "fds with a request that takes none"));
 
@@ -392,6 +402,50 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
       return accepted(std::move(d), r);
     }
     case wire::Request::MONITOR_STOP: return accepted(std::move(d), req::MonitorStop{});
+    case wire::Request::SEND_BATCH: {
+      auto b = request.getSendBatch();
+      auto messages = b.getMessages();
+      // The count first: nothing is allocated for a batch over the limit.
+      if (messages.size() > limits.max_batch)
+        return refused_request(
+            std::move(d), refuse(Status::kInvalidArgument, "more messages than the batch limit",
+                                 Limit::kBatchMessages));
+      req::SendBatch r;
+      if (Refusal f = decode_send_options(b.getOptions(), &r.options); refused(f))
+        return refused_request(std::move(d), f);
+      r.fd_counts.reserve(messages.size());
+      uint64_t fds = 0;
+      for (auto m : messages) {
+        const uint64_t n = wire_fd_count(m);
+        fds += n;
+        if (fds > d.fd_count) break;
+        r.fd_counts.push_back(static_cast<uint16_t>(n));
+      }
+      if (fds != d.fd_count)
+        return refused_request(
+            std::move(d), refuse(Status::kSendInvalidMemory,
+                                 "fdCount differs from the fds the batch's OOL descriptors take"));
+      r.messages.resize(messages.size());
+      r.refusals.resize(messages.size());
+      for (unsigned i = 0; i < messages.size(); ++i)
+        r.refusals[i] = decode_message(messages[i], limits, &r.messages[i]);
+      return accepted(std::move(d), std::move(r));
+    }
+    case wire::Request::RECEIVE_BATCH: {
+      auto b = request.getReceiveBatch();
+      req::ReceiveBatch r;
+      r.max = b.getMax();
+      if (r.max == 0)
+        return refused_request(std::move(d),
+                               refuse(Status::kInvalidArgument, "a batch of no messages"));
+      if (r.max > limits.max_batch)
+        return refused_request(
+            std::move(d), refuse(Status::kInvalidArgument, "more messages than the batch limit",
+                                 Limit::kBatchMessages));
+      if (Refusal f = decode_receive_options(b.getOptions(), &r.options); refused(f))
+        return refused_request(std::move(d), f);
+      return accepted(std::move(d), r);
+    }
   }
   // A variant this daemon does not know (a newer client).
   return refused_request(std::move(d), refuse(Status::kNotSupported, "unknown request kind"));

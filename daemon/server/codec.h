@@ -49,6 +49,13 @@ inline constexpr uint32_t kMonitorBufferMax = 65536;
 inline constexpr uint32_t kMonitorPollDefault = 1024;
 inline constexpr uint32_t kMonitorPollMax = 4096;
 
+// Why a request was refused before it reached the core.
+struct Refusal {
+  Status status = Status::kSuccess;
+  ipc::Limit limit = ipc::Limit::kNone;  // the limit that refused it, if one did
+  std::string_view why;                  // static text, for the logs
+};
+
 // Decoded requests, one struct per Request variant, in core types.
 namespace req {
 struct Hello {
@@ -120,6 +127,20 @@ struct SendReceive {
   ipc::SendOptions send;
   ipc::ReceiveOptions receive;
 };
+// Protocol version 2. Each message is sent as a Send with `options` would
+// be; a message the codec refused has its Refusal here and is not sent (the
+// others are). fd_counts[i] is how many of the frame's fds message i takes
+// (whether or not it was refused), in frame order.
+struct SendBatch {
+  std::vector<ipc::MessageIn> messages;
+  std::vector<Refusal> refusals;
+  std::vector<uint16_t> fd_counts;
+  ipc::SendOptions options;
+};
+struct ReceiveBatch {
+  ipc::ReceiveOptions options;
+  uint32_t max = 1;  // 1..Limits::max_batch
+};
 struct BootstrapCheckIn {
   std::string name;
 };
@@ -173,24 +194,17 @@ using RequestBody =
                  req::RequestNotification, req::Send, req::Receive, req::SendReceive,
                  req::BootstrapCheckIn, req::BootstrapRegister, req::BootstrapLookUp,
                  req::BootstrapUnregister, req::BootstrapList, req::Introspect, req::MonitorStart,
-                 req::MonitorPoll, req::MonitorStop>;
+                 req::MonitorPoll, req::MonitorStop, req::SendBatch, req::ReceiveBatch>;
 
 // True for the requests the introspector answers (introspect.h), not the
 // driver.
 bool is_introspection(const RequestBody& body);
 
-// Why a request was refused before it reached the core.
-struct Refusal {
-  Status status = Status::kSuccess;
-  ipc::Limit limit = ipc::Limit::kNone;  // the limit that refused it, if one did
-  std::string_view why;                  // static text, for the logs
-};
-
 struct DecodedRequest {
   uint64_t id = 0;
   uint16_t fd_count = 0;
-  // A send or sendReceive (refused or not): the client meant to send a
-  // message, which the daemon's counters count.
+  // A send, sendReceive or sendBatch (refused or not): the client meant to
+  // send a message, which the daemon's counters count.
   bool carries_message = false;
   // std::monostate when refused.
   RequestBody body;
@@ -233,5 +247,11 @@ void encode_names(const std::vector<ipc::NameInfo>& in, wire::Reply::Builder rep
 void encode_bootstrap_list(const std::vector<ipc::BootstrapEntry>& in, wire::Reply::Builder reply);
 void encode_introspection(std::string_view json, std::string_view next, wire::Reply::Builder reply);
 void encode_monitor_events(const std::vector<std::string_view>& events, wire::Reply::Builder reply);
+
+// Upper bounds, in bytes, of what encode_message adds to a reply frame for
+// a message: everything but the body and the descriptors, and per
+// descriptor (a port, a region, or an array, whose names add 4 bytes each).
+inline constexpr size_t kEncodedMessageOverhead = 256;
+inline constexpr size_t kEncodedDescriptorBytes = 48;
 
 }  // namespace portd::server

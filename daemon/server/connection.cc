@@ -256,6 +256,7 @@ bool Connection::on_hello(uint64_t id, const req::Hello& hello) {
   h.setDaemonPid(static_cast<uint32_t>(::getpid()));
   h.setMaxFrameBytes(server_.options().frame_limits.max_frame_bytes);
   h.setMaxInlineBody(server_.options().limits.max_inline_body);
+  h.setMaxBatch(server_.options().limits.max_batch);
   send(message);
   spdlog::info("task {} hello: pid {} uid {} command '{}' version {}", task_, creds_.pid,
                creds_.uid, command_, version);

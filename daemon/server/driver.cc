@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <type_traits>
 
@@ -19,14 +20,25 @@ void set_name(wire::Reply::Builder reply, ipc::Name name) { reply.setName(name);
 
 }  // namespace
 
-Driver::Driver(asio::io_context& io, ipc::Core& core, ReplySink& sink)
-    : io_(io), core_(core), sink_(sink), alive_(std::make_shared<bool>(true)) {}
+Driver::Driver(asio::io_context& io, ipc::Core& core, ReplySink& sink,
+               const proto::FrameLimits& frame_limits)
+    : io_(io),
+      core_(core),
+      sink_(sink),
+      frame_limits_(frame_limits),
+      alive_(std::make_shared<bool>(true)) {}
 
 Driver::~Driver() {
   *alive_ = false;
   // Timers cancel on destruction; their handlers see operation_aborted (or
   // a dead alive_ flag) and touch nothing.
   parked_.clear();
+}
+
+size_t Driver::parked_count() const {
+  size_t n = batches_.size();
+  for (const auto& [token, p] : parked_) n += p.kind != ParkedKind::kBatchSend;
+  return n;
 }
 
 size_t Driver::timer_count() const {
@@ -49,7 +61,13 @@ Status Driver::attach(ipc::TaskId task, const ipc::Credentials& creds) {
 void Driver::detach(ipc::TaskId task) {
   auto it = tasks_.find(task);
   if (it == tasks_.end()) return;
-  for (const auto& [request_id, token] : it->second.in_progress) parked_.erase(token);
+  for (const auto& [request_id, token] : it->second.in_progress) {
+    if (auto b = batches_.find(token); b != batches_.end()) {
+      for (ipc::WaitToken t : b->second.parked) parked_.erase(t);
+      batches_.erase(b);
+    }
+    parked_.erase(token);
+  }
   tasks_.erase(it);
   ipc::Effects fx;
   core_.task_destroy(task, fx);
@@ -88,6 +106,10 @@ void Driver::handle(ipc::TaskId task, DecodedRequest request, std::vector<proto:
           do_send(task, id, body.message, body.send, std::move(fds), &body.receive);
         } else if constexpr (std::is_same_v<T, req::Receive>) {
           do_receive(task, id, body.options);
+        } else if constexpr (std::is_same_v<T, req::SendBatch>) {
+          do_send_batch(task, state, id, body, std::move(fds));
+        } else if constexpr (std::is_same_v<T, req::ReceiveBatch>) {
+          do_receive_batch(task, id, body.options, body.max);
         } else if constexpr (std::is_same_v<T, req::BootstrapLookUp>) {
           do_look_up(task, id, body);
         } else if constexpr (std::is_same_v<T, req::Hello>) {
@@ -112,8 +134,19 @@ void Driver::do_cancel(ipc::TaskId task, TaskState& state, uint64_t id, const re
     return;
   }
   ipc::Effects fx;
-  core_.cancel(it->second, fx);
-  absorb(fx);
+  if (auto b = batches_.find(it->second); b != batches_.end()) {
+    // A sendBatch: each of its parked messages is interrupted; the last
+    // one's completion answers the batch. (Copied: completing them ends it.)
+    const std::vector<ipc::WaitToken> parked = b->second.parked;
+    for (ipc::WaitToken t : parked) {
+      if (parked_.count(t) == 0) continue;
+      core_.cancel(t, fx);
+      absorb(fx);
+    }
+  } else {
+    core_.cancel(it->second, fx);
+    absorb(fx);
+  }
   drain();  // the cancelled request's own reply goes first
   reply_status(task, id, Status::kSuccess);
 }
@@ -195,6 +228,176 @@ void Driver::do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
   } else {
     reply_status(task, id, s);
   }
+}
+
+void Driver::do_send_batch(ipc::TaskId task, TaskState& state, uint64_t id, req::SendBatch& r,
+                           std::vector<proto::UniqueFd> fds) {
+  const size_t n = r.messages.size();
+  SendBatchState batch;
+  batch.task = task;
+  batch.request_id = id;
+  batch.statuses.assign(n, Status::kSuccess);
+  const ipc::WaitToken batch_token = next_token_++;
+  std::vector<proto::UniqueFd> mine;
+  size_t next_fd = 0;
+  std::string why;
+  ipc::Effects fx;
+  for (size_t i = 0; i < n; ++i) {
+    // This message's fds, in frame order (the codec checked the total).
+    mine.clear();
+    for (size_t k = 0; k < r.fd_counts[i]; ++k) mine.push_back(std::move(fds[next_fd++]));
+    if (r.refusals[i].status != Status::kSuccess) {
+      core_.count_refused_send();
+      batch.statuses[i] = r.refusals[i].status;
+      continue;  // its fds close
+    }
+    ipc::MessageIn& message = r.messages[i];
+    if (Status s = attach_ool(message, mine, &why); !ok(s)) {
+      spdlog::debug("task {}: request {} message {} refused: {} ({})", task, id, i, why,
+                    status_name(s));
+      core_.count_refused_send();
+      batch.statuses[i] = s;
+      continue;
+    }
+    const ipc::WaitToken token = next_token_++;
+    const Status s = core_.send(task, message, r.options, token, fx);
+    absorb(fx);
+    batch.statuses[i] = s;
+    if (s == Status::kSendInProgress) {
+      park(token, task, id, ParkedKind::kBatchSend, r.options.timeout_ms, nullptr,
+           static_cast<uint32_t>(i), batch_token);
+      batch.parked.push_back(token);
+      ++batch.outstanding;
+    } else if (!ok(s) && s != Status::kSendWillNotify) {
+      release_ool(message);  // nothing was consumed
+    }
+  }
+  if (batch.outstanding == 0) {
+    reply_send_batch(task, id, batch.statuses);
+    return;
+  }
+  state.in_progress[id] = batch_token;
+  batches_.emplace(batch_token, std::move(batch));
+}
+
+void Driver::reply_send_batch(ipc::TaskId task, uint64_t id, const std::vector<Status>& statuses) {
+  proto::ScratchBuilder message(scratch_);
+  auto reply = message->initRoot<wire::Reply>();
+  encode_reply_header(reply, id, Status::kSuccess);
+  auto list = reply.initSendStatuses(static_cast<unsigned>(statuses.size()));
+  for (size_t i = 0; i < statuses.size(); ++i)
+    list.set(static_cast<unsigned>(i), static_cast<int32_t>(statuses[i]));
+  sink_.post_reply(task, *message, {});
+}
+
+void Driver::do_receive_batch(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options,
+                              uint32_t max) {
+  const ipc::WaitToken token = next_token_++;
+  ipc::MessageOut out;
+  uint32_t needed = 0;
+  ipc::Effects fx;
+  const Status s = core_.receive(task, options, token, &out, &needed, fx);
+  const ipc::Limit limit = refused_limit(s);
+  absorb(fx);
+  if (s == Status::kRcvInProgress) {
+    park(token, task, id, ParkedKind::kReceiveBatch, options.timeout_ms, &options, max);
+  } else if (carries_message(s)) {
+    finish_receive_batch(task, id, options, max, out, s, limit);
+  } else {
+    reply_status(task, id, s, limit, needed);
+  }
+}
+
+size_t Driver::encoded_bound(const ipc::MessageOut& message) {
+  size_t bytes = kEncodedMessageOverhead + ((message.body.size() + 7) & ~size_t{7});
+  for (const auto& d : message.descriptors) {
+    bytes += kEncodedDescriptorBytes;
+    if (const auto* ports = std::get_if<ipc::OolPortsOut>(&d))
+      bytes += ((4 * ports->names.size() + 7) & ~size_t{7});
+  }
+  return bytes;
+}
+
+void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options,
+                                  uint32_t max, ipc::MessageOut& first, Status status,
+                                  ipc::Limit limit) {
+  // Whatever is queued behind the first message, while another surely fits
+  // the frame: any message takes at most `worst` bytes (the limits a send
+  // is held to) and, having come in one frame, at most a frame's fds.
+  const ipc::Limits& limits = core_.limits();
+  const size_t worst = kEncodedMessageOverhead + limits.max_inline_body +
+                       (kEncodedDescriptorBytes + 8) * size_t{limits.max_descriptors};
+  // The frame limit clients are told at hello, and never over what libportd
+  // accepts in a reply (16 MiB; a daemon may allow larger requests).
+  constexpr size_t kClientReplyFrameBytes = size_t{16} << 20;
+  const size_t frame = std::min<size_t>(frame_limits_.max_frame_bytes, kClientReplyFrameBytes);
+  taken_.clear();
+  size_t bytes = 64 + encoded_bound(first);
+  size_t fds = 0;
+  auto count_fds = [](const ipc::MessageOut& m) {
+    size_t n = 0;
+    for (const auto& d : m.descriptors)
+      if (const auto* ool = std::get_if<ipc::OolOut>(&d)) n += ool->release_signal ? 2 : 1;
+    return n;
+  };
+  fds += count_fds(first);
+  taken_.push_back(Taken{std::move(first), status, limit});
+  ipc::ReceiveOptions rest = options;
+  rest.timeout_ms = 0;
+  rest.large = true;  // a message too large for the buffer stays queued
+  ipc::Effects fx;
+  while (taken_.size() < max && fds == 0 && bytes + worst <= frame) {
+    ipc::MessageOut out;
+    uint32_t needed = 0;
+    const Status s = core_.receive(task, rest, next_token_++, &out, &needed, fx);
+    const ipc::Limit l = refused_limit(s);
+    absorb(fx);
+    if (!carries_message(s)) break;  // nothing more queued, or too large
+    bytes += encoded_bound(out);
+    fds += count_fds(out);
+    taken_.push_back(Taken{std::move(out), s, l});
+  }
+
+  // The OOL fds leave the table and travel with the reply, message after
+  // message, each in descriptor order.
+  std::vector<proto::UniqueFd> reply_fds;
+  std::vector<proto::UniqueFd> its;
+  for (Taken& t : taken_) {
+    bool missing = false;
+    its.clear();
+    for (const auto& d : t.message.descriptors) {
+      if (const auto* ool = std::get_if<ipc::OolOut>(&d)) {
+        AttachmentFds entry = attachments_.take(ool->attachment);
+        if (!entry.region || entry.release.valid() != ool->release_signal) missing = true;
+        its.push_back(std::move(entry.region));
+        if (ool->release_signal) its.push_back(std::move(entry.release));
+      }
+    }
+    if (missing) {
+      // Our bug (see reply_message): the message goes without its regions,
+      // whose fds close here.
+      spdlog::error("task {}: received message refers to an unknown attachment", task);
+      std::erase_if(t.message.descriptors,
+                    [](const auto& d) { return std::holds_alternative<ipc::OolOut>(d); });
+      t.status = Status::kRcvBodyError;
+      continue;
+    }
+    for (auto& fd : its) reply_fds.push_back(std::move(fd));
+  }
+  proto::ScratchBuilder message(scratch_);
+  auto reply = message->initRoot<wire::Reply>();
+  encode_reply_header(reply, id, status, limit);
+  reply.setFdCount(static_cast<uint16_t>(reply_fds.size()));
+  auto list = reply.initMessages(static_cast<unsigned>(taken_.size()));
+  for (size_t i = 0; i < taken_.size(); ++i) {
+    Taken& t = taken_[i];
+    auto b = list[static_cast<unsigned>(i)];
+    b.setStatus(static_cast<int32_t>(t.status));
+    if (t.limit != ipc::Limit::kNone) b.setLimit(std::string(ipc::limit_name(t.limit)));
+    encode_message(t.message, b.initMessage());
+  }
+  sink_.post_reply(task, *message, std::move(reply_fds));
+  taken_.clear();
 }
 
 void Driver::do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options) {
@@ -324,11 +527,14 @@ void Driver::do_simple(ipc::TaskId task, uint64_t id, RequestBody& body) {
 // Parking and timers
 
 void Driver::park(ipc::WaitToken token, ipc::TaskId task, uint64_t request_id, ParkedKind kind,
-                  int64_t timeout_ms, const ipc::ReceiveOptions* then_receive) {
+                  int64_t timeout_ms, const ipc::ReceiveOptions* then_receive, uint32_t index,
+                  ipc::WaitToken batch) {
   Parked p;
   p.task = task;
   p.request_id = request_id;
   p.kind = kind;
+  p.index = index;
+  p.batch = batch;
   if (then_receive != nullptr) p.then_receive = *then_receive;
   if (timeout_ms > 0 && timeout_ms <= kMaxTimeoutMs) {
     p.timer = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(timeout_ms));
@@ -341,6 +547,8 @@ void Driver::park(ipc::WaitToken token, ipc::TaskId task, uint64_t request_id, P
     });
   }
   parked_.emplace(token, std::move(p));
+  // A batch's message is found through its batch (do_send_batch).
+  if (kind == ParkedKind::kBatchSend) return;
   if (auto t = tasks_.find(task); t != tasks_.end()) t->second.in_progress[request_id] = token;
 }
 
@@ -382,7 +590,8 @@ void Driver::complete(ipc::Completion& c) {
   }
   Parked p = std::move(it->second);
   parked_.erase(it);  // cancels the timer
-  if (auto t = tasks_.find(p.task); t != tasks_.end()) t->second.in_progress.erase(p.request_id);
+  if (p.kind != ParkedKind::kBatchSend)
+    if (auto t = tasks_.find(p.task); t != tasks_.end()) t->second.in_progress.erase(p.request_id);
   if (p.task != c.task)
     spdlog::error("completion for token {} names task {}, parked by task {}", c.token, c.task,
                   p.task);
@@ -404,6 +613,27 @@ void Driver::complete(ipc::Completion& c) {
         reply_status(p.task, p.request_id, c.status, c.limit, c.needed_size);
       }
       break;
+    case ParkedKind::kReceiveBatch:
+      if (carries_message(c.status) && c.message) {
+        finish_receive_batch(p.task, p.request_id, p.then_receive, p.index, *c.message, c.status,
+                             c.limit);
+      } else {
+        if (c.message) release_ool(*c.message);
+        reply_status(p.task, p.request_id, c.status, c.limit, c.needed_size);
+      }
+      break;
+    case ParkedKind::kBatchSend: {
+      auto b = batches_.find(p.batch);
+      if (b == batches_.end()) break;  // cannot happen: the batch outlives its messages
+      SendBatchState& batch = b->second;
+      batch.statuses[p.index] = c.status;
+      if (--batch.outstanding != 0) break;
+      if (auto t = tasks_.find(p.task); t != tasks_.end())
+        t->second.in_progress.erase(batch.request_id);
+      reply_send_batch(p.task, batch.request_id, batch.statuses);
+      batches_.erase(b);
+      break;
+    }
     case ParkedKind::kLookUp: {
       proto::ScratchBuilder message(scratch_);
       auto reply = message->initRoot<wire::Reply>();

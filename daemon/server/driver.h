@@ -13,6 +13,15 @@
 // once or on completion) the receive starts under the same request id. A
 // failed send is the final answer, as in Mach.
 //
+// sendBatch runs each message as a send of its own, in order, each under a
+// token of its own; a message that must wait is parked like a send, with
+// its own timer, and the batch (under a token of the request's, in the
+// task's in-progress table) answers once its last parked message has its
+// outcome. Cancelling it cancels each parked message. receiveBatch receives
+// the first message as a receive would (parking if it must) and then takes
+// what is queued already, while another message surely fits the reply
+// frame.
+//
 // Ownership: the driver owns the attachment table (the OOL fds of messages in
 // flight) and every timer. Replies leave through a ReplySink, which drops them
 // if the task's connection is gone. Completions for tasks that have detached
@@ -64,7 +73,10 @@ inline constexpr size_t kReferenceBodyBytes = 16 * 1024;
 
 class Driver {
  public:
-  Driver(asio::io_context& io, ipc::Core& core, ReplySink& sink);
+  // `frame_limits`: what a reply frame may hold (the frame size clients are
+  // told at hello, and the fds per frame); receiveBatch stays within them.
+  Driver(asio::io_context& io, ipc::Core& core, ReplySink& sink,
+         const proto::FrameLimits& frame_limits = {});
   ~Driver();
   Driver(const Driver&) = delete;
   Driver& operator=(const Driver&) = delete;
@@ -84,19 +96,37 @@ class Driver {
   void handle(ipc::TaskId task, DecodedRequest request, std::vector<proto::UniqueFd> fds);
 
   // Introspection, for tests and portctl.
-  size_t parked_count() const { return parked_.size(); }
+  // Requests waiting (a sendBatch counts once, however many of its messages
+  // wait).
+  size_t parked_count() const;
   size_t timer_count() const;
   size_t attachment_count() const { return attachments_.size(); }
+  // sendBatch requests waiting for a parked message.
+  size_t batch_count() const { return batches_.size(); }
 
  private:
-  enum class ParkedKind { kSend, kSendThenReceive, kReceive, kLookUp };
+  enum class ParkedKind { kSend, kSendThenReceive, kReceive, kLookUp, kBatchSend, kReceiveBatch };
 
   struct Parked {
     ipc::TaskId task = 0;
     uint64_t request_id = 0;
     ParkedKind kind = ParkedKind::kSend;
-    ipc::ReceiveOptions then_receive;  // kSendThenReceive: the second phase
+    ipc::ReceiveOptions then_receive;  // kSendThenReceive: the second phase; kReceiveBatch: options
+    ipc::WaitToken batch = 0;          // kBatchSend: the batch's token
+    uint32_t index = 0;                // kBatchSend: the message's; kReceiveBatch: max
     std::unique_ptr<asio::steady_timer> timer;
+  };
+
+  // A sendBatch with parked messages: one status per message, filled as
+  // each gets its outcome.
+  struct SendBatchState {
+    ipc::TaskId task = 0;
+    uint64_t request_id = 0;
+    std::vector<Status> statuses;
+    // Its messages' tokens that were parked (some may have completed since:
+    // tokens are never reused, so a look-up in parked_ tells).
+    std::vector<ipc::WaitToken> parked;
+    size_t outstanding = 0;
   };
 
   struct TaskState {
@@ -113,6 +143,17 @@ class Driver {
   void do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options);
   void do_look_up(ipc::TaskId task, uint64_t id, const req::BootstrapLookUp& r);
   void do_simple(ipc::TaskId task, uint64_t id, RequestBody& body);
+  void do_send_batch(ipc::TaskId task, TaskState& state, uint64_t id, req::SendBatch& r,
+                     std::vector<proto::UniqueFd> fds);
+  void do_receive_batch(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options,
+                        uint32_t max);
+  // The first message of a receiveBatch is `first` (received with `status`):
+  // takes up to max - 1 more that are queued and answers.
+  void finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options,
+                            uint32_t max, ipc::MessageOut& first, Status status, ipc::Limit limit);
+  void reply_send_batch(ipc::TaskId task, uint64_t id, const std::vector<Status>& statuses);
+  // An upper bound of the bytes `message` adds to a reply frame.
+  static size_t encoded_bound(const ipc::MessageOut& message);
 
   // Registers a send's OOL fds as attachments, in descriptor order, after
   // checking them. On failure nothing stays registered and `why` says which
@@ -122,7 +163,8 @@ class Driver {
   void release_ool(const ipc::MessageOut& message);
 
   void park(ipc::WaitToken token, ipc::TaskId task, uint64_t request_id, ParkedKind kind,
-            int64_t timeout_ms, const ipc::ReceiveOptions* then_receive = nullptr);
+            int64_t timeout_ms, const ipc::ReceiveOptions* then_receive = nullptr,
+            uint32_t index = 0, ipc::WaitToken batch = 0);
   void on_timer(ipc::WaitToken token);
 
   // Effects: released attachments are closed at once, completions queued and
@@ -145,6 +187,7 @@ class Driver {
   asio::io_context& io_;
   ipc::Core& core_;
   ReplySink& sink_;
+  const proto::FrameLimits frame_limits_;
   Attachments attachments_;
   // The first segment of every reply built here (no allocation per reply).
   proto::Scratch scratch_;
@@ -155,6 +198,15 @@ class Driver {
   ipc::NodePool nodes_;
   ipc::PooledMap<ipc::WaitToken, Parked> parked_{&nodes_};
   std::unordered_map<ipc::TaskId, TaskState> tasks_;
+  // sendBatch requests with parked messages, by the batch's token.
+  std::unordered_map<ipc::WaitToken, SendBatchState> batches_;
+  // receiveBatch: the messages of the reply being built (reused).
+  struct Taken {
+    ipc::MessageOut message;
+    Status status = Status::kSuccess;
+    ipc::Limit limit = ipc::Limit::kNone;
+  };
+  std::vector<Taken> taken_;
   std::deque<ipc::Completion> pending_;
   // Set while the driver is being destroyed: timer handlers must not run.
   std::shared_ptr<bool> alive_;

@@ -538,7 +538,8 @@ Page status_page(const CoreImpl& core, const DaemonInfo& info, const Viewer& vie
   j["limits"] = Json{{"task", std::move(per_task)},
                      {"uid", std::move(per_uid)},
                      {"message", Json{{"message_bytes", limits.max_inline_body},
-                                      {"message_descriptors", limits.max_descriptors}}}};
+                                      {"message_descriptors", limits.max_descriptors},
+                                      {"batch_messages", limits.max_batch}}}};
   j["counters"] = Json{{"messages_sent", n.messages_sent},
                        {"messages_received", n.messages_received},
                        {"messages_destroyed", n.messages_destroyed},

@@ -41,7 +41,7 @@ Server::Server(asio::io_context& io, Listener listener, ServerOptions options)
       accept_watch_(io),
       accept_retry_(io),
       core_(options_.limits),
-      driver_(io, core_, *this),
+      driver_(io, core_, *this, options_.frame_limits),
       introspector_(io, core_, *this, *this, daemon_info(socket_path_)),
       alive_(std::make_shared<bool>(true)) {}
 

@@ -65,6 +65,7 @@ const char* quota_noun(ipc::Limit l) {
     case ipc::Limit::kNone:
     case ipc::Limit::kMessageBytes:
     case ipc::Limit::kMessageDescriptors:
+    case ipc::Limit::kBatchMessages:
     case ipc::Limit::kConnections:  // per uid only: its own key, below
     case ipc::Limit::kCount: break;
   }
@@ -190,6 +191,16 @@ std::vector<Key> make_keys() {
          return Value{c.limits.max_descriptors, {}};
        },
        [](Config& c, const Value& v) { c.limits.max_descriptors = static_cast<uint32_t>(v.n); }});
+  keys.push_back(
+      {{"limits.max_batch", "--max-batch", "Limits",
+        "Most messages in one batched send or receive request (protocol version 2).", "N", true},
+       Kind::kCount,
+       1,
+       65536,
+       [](const Config& c) {
+         return Value{c.limits.max_batch, {}};
+       },
+       [](Config& c, const Value& v) { c.limits.max_batch = static_cast<uint32_t>(v.n); }});
 
   // [connection]
   keys.push_back({{"connection.max_unsent_bytes", "--max-unsent-bytes", "Connections",

@@ -15,8 +15,10 @@ bool valid_send_disposition(Disposition d) {
          v <= static_cast<uint8_t>(Disposition::kMakeSendOnce);
 }
 
+// Takes the message's fds from fds[*next_fd] on.
 ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>& fds,
-                               std::vector<IncomingRegion>* regions, bool* ok, std::string* error) {
+                               size_t* next_fd_io, std::vector<IncomingRegion>* regions, bool* ok,
+                               std::string* error) {
   ReceivedMessage m;
   m.remote = in.getRemote();
   m.remote_type = static_cast<RightType>(in.getRemoteType());
@@ -28,7 +30,7 @@ ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>
   if (body.size() != 0) std::memcpy(m.body.data(), body.begin(), body.size());
   auto descriptors = in.getDescriptors();
   m.descriptors.reserve(descriptors.size());
-  size_t next_fd = 0;
+  size_t& next_fd = *next_fd_io;
   for (auto d : descriptors) {
     switch (d.which()) {
       case wire::OutDescriptor::PORT: {
@@ -96,8 +98,8 @@ bool decode_reply_unchecked(wire::Reply::Reader reply, std::vector<UniqueFd>& fd
     case wire::Reply::NONE: break;
     case wire::Reply::HELLO: {
       auto h = reply.getHello();
-      out->hello = HelloInfo{h.getVersion(), h.getTask(), h.getDaemonPid(), h.getMaxFrameBytes(),
-                             h.getMaxInlineBody()};
+      out->hello = HelloInfo{h.getVersion(),       h.getTask(),          h.getDaemonPid(),
+                             h.getMaxFrameBytes(), h.getMaxInlineBody(), h.getMaxBatch()};
       break;
     }
     case wire::Reply::NAME: out->name = reply.getName(); break;
@@ -123,8 +125,30 @@ bool decode_reply_unchecked(wire::Reply::Reader reply, std::vector<UniqueFd>& fd
     }
     case wire::Reply::MESSAGE: {
       bool ok = true;
-      out->message = decode_message(reply.getMessage(), fds, &out->regions, &ok, error);
+      size_t next_fd = 0;
+      out->message = decode_message(reply.getMessage(), fds, &next_fd, &out->regions, &ok, error);
       if (!ok) return false;
+      break;
+    }
+    case wire::Reply::SEND_STATUSES: {
+      auto list = reply.getSendStatuses();
+      out->send_statuses.reserve(list.size());
+      for (int32_t s : list) out->send_statuses.push_back(static_cast<Status>(s));
+      break;
+    }
+    case wire::Reply::MESSAGES: {
+      auto list = reply.getMessages();
+      out->batch.resize(list.size());
+      size_t next_fd = 0;
+      for (unsigned i = 0; i < list.size(); ++i) {
+        auto b = list[i];
+        BatchedReceived& entry = out->batch[i];
+        entry.status = static_cast<Status>(b.getStatus());
+        if (b.hasLimit()) entry.limit = b.getLimit();
+        bool ok = true;
+        entry.message = decode_message(b.getMessage(), fds, &next_fd, &entry.regions, &ok, error);
+        if (!ok) return false;
+      }
       break;
     }
     case wire::Reply::BOOTSTRAP_LIST: {
@@ -162,8 +186,7 @@ int64_t wire_timeout(std::optional<std::chrono::milliseconds> timeout) {
   return timeout->count() < 0 ? 0 : static_cast<int64_t>(timeout->count());
 }
 
-Status encode_message(const OutgoingMessage& message, const OolRegion* body,
-                      wire::OutMessage::Builder out) {
+Status check_dispositions(const OutgoingMessage& message) {
   for (const auto& d : message.descriptors()) {
     if (const auto* p = std::get_if<PortDescriptor>(&d);
         p != nullptr && !valid_send_disposition(p->disposition)) {
@@ -174,6 +197,12 @@ Status encode_message(const OutgoingMessage& message, const OolRegion* body,
       return Status::kSendInvalidType;
     }
   }
+  return Status::kSuccess;
+}
+
+Status encode_message(const OutgoingMessage& message, const OolRegion* body,
+                      wire::OutMessage::Builder out) {
+  if (Status s = check_dispositions(message); !ok(s)) return s;
   out.setRemote(message.remote());
   out.setRemoteDisposition(static_cast<uint8_t>(message.remote_disposition()));
   out.setLocal(message.local());

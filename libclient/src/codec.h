@@ -27,6 +27,7 @@ struct HelloInfo {
   uint32_t daemon_pid = 0;
   uint32_t max_frame_bytes = 0;
   uint32_t max_inline_body = 0;
+  uint32_t max_batch = 0;
 };
 
 // An out-of-line region of a received message, as the reply brought it:
@@ -52,6 +53,15 @@ struct OutgoingRegions {
   std::vector<UniqueFd> release_reads;
 };
 
+// One message of a receiveBatch answer: its own status (success, or
+// MACH_RCV_HEADER_ERROR / _BODY_ERROR with the limit), unmapped regions.
+struct BatchedReceived {
+  Status status = Status::kSuccess;
+  std::string limit;
+  ReceivedMessage message;
+  std::vector<IncomingRegion> regions;
+};
+
 // A decoded Reply. `which` says which of the value fields is meaningful.
 struct ReplyData {
   wire::Reply::Which which = wire::Reply::NONE;
@@ -73,6 +83,8 @@ struct ReplyData {
   std::vector<BootstrapEntry> bootstrap;
   IntrospectPage introspection;
   std::vector<std::string> monitor_events;
+  std::vector<Status> send_statuses;   // sendBatch
+  std::vector<BatchedReceived> batch;  // receiveBatch
 };
 
 // A timeout as the wire says it: -1 waits forever, 0 never waits, n ms.
@@ -87,6 +99,8 @@ int64_t wire_timeout(std::optional<std::chrono::milliseconds> timeout);
 // disposition.
 Status encode_message(const OutgoingMessage& message, const OolRegion* body,
                       wire::OutMessage::Builder out);
+// What encode_message refuses, checked without encoding.
+Status check_dispositions(const OutgoingMessage& message);
 void encode_send_options(const SendOptions& options, uint64_t thread,
                          wire::SendOptions::Builder out);
 void encode_receive_options(Name name, const ReceiveOptions& options,

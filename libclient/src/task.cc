@@ -229,6 +229,13 @@ class TaskCall {
 // Most fds one frame may carry: the daemon's limit (proto::FrameLimits).
 constexpr size_t kMaxFdsPerFrame = proto::FrameLimits{}.max_fds_per_frame;
 
+// Most messages the library puts in one batch request.
+constexpr uint32_t kMaxBatch = 1024;
+
+// Room a batch request leaves in a frame for what message_bytes() does not
+// count (the request's own fields, list and segment overhead).
+constexpr size_t kBatchFrameHeadroom = 4096;
+
 UniqueFd dup_fd(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
 
 }  // namespace
@@ -278,7 +285,10 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
 
   Request request;
   auto hello = request.root.initHello();
-  hello.setVersion(wire::PROTOCOL_VERSION);
+  const uint32_t asked = options.protocol_version != 0
+                             ? std::min<uint32_t>(options.protocol_version, wire::PROTOCOL_VERSION)
+                             : wire::PROTOCOL_VERSION;
+  hello.setVersion(asked);
   const std::string command = options.command.empty() ? command_name() : options.command;
   copy_text(hello.initCommand(static_cast<unsigned>(command.size())), command);
   TaskCall call(*task->connection_, request.builder);
@@ -287,7 +297,7 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
     return Result<std::shared_ptr<Task>>(error.status(), "hello refused: " + error.detail());
   }
   const auto& info = call.reply().hello;
-  if (info.version == 0 || info.version > wire::PROTOCOL_VERSION) {
+  if (info.version == 0 || info.version > asked) {
     return Result<std::shared_ptr<Task>>(Status::kNotSupported,
                                          "the daemon speaks protocol version " +
                                              std::to_string(info.version) + ", this library " +
@@ -297,7 +307,12 @@ Result<std::shared_ptr<Task>> Task::connect(const ConnectOptions& options) {
   task->task_id_ = info.task;
   task->daemon_pid_ = info.daemon_pid;
   task->max_inline_body_ = info.max_inline_body;
+  task->max_frame_bytes_ =
+      info.max_frame_bytes != 0 ? info.max_frame_bytes : proto::FrameLimits{}.max_frame_bytes;
   if (info.max_frame_bytes != 0) task->connection_->set_max_frame_bytes(info.max_frame_bytes);
+  // Batch requests: version 2 on, never more than the library would put in
+  // one frame's worth of statuses.
+  if (info.version >= 2) task->max_batch_ = std::min<uint32_t>(info.max_batch, kMaxBatch);
   return task;
 }
 
@@ -506,9 +521,13 @@ void Task::regions_sent(OutgoingMessage& message, detail::OutgoingRegions& regio
 
 Status Task::map_regions(detail::ReplyData& reply, Status status) {
   if (!reply.message) return status;
-  ReceivedMessage& m = *reply.message;
+  return map_regions(*reply.message, reply.regions, status);
+}
+
+Status Task::map_regions(ReceivedMessage& m, std::vector<detail::IncomingRegion>& regions,
+                         Status status) {
   bool failed = false;
-  for (auto& r : reply.regions) {
+  for (auto& r : regions) {
     auto mapped = MappedRegion::map(r.fd.get(), r.size, r.is_volatile, std::move(r.release));
     r.fd.reset();
     if (r.is_body) {
@@ -527,7 +546,7 @@ Status Task::map_regions(detail::ReplyData& reply, Status status) {
     }
     std::get<ReceivedOolMemory>(m.descriptors[r.index]).memory = std::move(*mapped);
   }
-  reply.regions.clear();
+  regions.clear();
   return failed && ok(status) ? Status::kRcvBodyError : status;
 }
 
@@ -616,6 +635,7 @@ std::vector<Status> Task::send_batch(std::span<OutgoingMessage> messages,
     for (size_t i = 0; i < n; ++i) statuses[i] = send(messages[i], options);
     return statuses;
   }
+  if (max_batch_ != 0) return send_batched(messages, options);
   std::vector<std::unique_ptr<Request>> requests;
   std::vector<detail::OutgoingRegions> regions(n);
   std::vector<size_t> index;  // message of each request
@@ -676,6 +696,7 @@ Result<std::vector<ReceivedMessage>> Task::receive_batch(Name name, size_t max,
     out.push_back(std::move(*one));
     return out;
   }
+  if (max_batch_ != 0) return receive_batched(name, max, options);
   // The later receives never wait, and leave a message too large for the
   // buffer queued (MACH_RCV_LARGE) rather than destroy it.
   ReceiveOptions rest = options;
@@ -717,6 +738,164 @@ Result<std::vector<ReceivedMessage>> Task::receive_batch(Name name, size_t max,
   }
   if (!ok(first_error))
     return Result<std::vector<ReceivedMessage>>::with_value(first_error, std::move(out));
+  return out;
+}
+
+// ---- batched messaging (protocol version 2) ---------------------------------------
+
+std::vector<Status> Task::send_batched(std::span<OutgoingMessage> messages,
+                                       const SendOptions& options) {
+  const size_t n = messages.size();
+  std::vector<Status> statuses(n, Status::kSuccess);
+  std::vector<detail::OutgoingRegions> regions(n);
+  std::vector<size_t> ready;  // the messages that go to the daemon, in order
+  ready.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    OutgoingMessage& message = messages[i];
+    Status s = check_message(message);
+    if (ok(s)) s = detail::check_dispositions(message);
+    if (ok(s)) s = prepare_regions(message, &regions[i]);
+    if (!ok(s)) {
+      statuses[i] = s;
+      continue;
+    }
+    ready.push_back(i);
+  }
+
+  // Requests of up to max_batch_ messages, each within the frame limit and
+  // the fds a frame may carry.
+  struct Group {
+    size_t begin = 0, end = 0;  // into `ready`
+    size_t bytes = 0;
+    size_t fds = 0;
+  };
+  std::vector<Group> groups;
+  const size_t frame_room =
+      max_frame_bytes_ > kBatchFrameHeadroom ? max_frame_bytes_ - kBatchFrameHeadroom : 0;
+  for (size_t k = 0; k < ready.size(); ++k) {
+    const size_t i = ready[k];
+    const size_t bytes = message_bytes(messages[i], regions[i].body.has_value());
+    const size_t fds = regions[i].fds.size();
+    if (groups.empty() || groups.back().end - groups.back().begin >= max_batch_ ||
+        groups.back().bytes + bytes > frame_room || groups.back().fds + fds > kMaxFdsPerFrame)
+      groups.push_back(Group{k, k, 0, 0});
+    Group& g = groups.back();
+    g.end = k + 1;
+    g.bytes += bytes;
+    g.fds += fds;
+  }
+
+  const uint64_t thread = detail::thread_id();
+  const size_t m = groups.size();
+  std::vector<std::unique_ptr<Request>> requests(m);
+  std::vector<capnp::MessageBuilder*> builders(m);
+  std::vector<std::vector<UniqueFd>> fds(m);
+  for (size_t g = 0; g < m; ++g) {
+    const Group& group = groups[g];
+    requests[g] = std::make_unique<Request>(group.bytes + 64);
+    auto batch = requests[g]->root.initSendBatch();
+    auto list = batch.initMessages(static_cast<unsigned>(group.end - group.begin));
+    fds[g].reserve(group.fds);
+    for (size_t k = group.begin; k < group.end; ++k) {
+      const size_t i = ready[k];
+      // Cannot fail: check_dispositions passed.
+      detail::encode_message(messages[i], regions[i].body ? &*regions[i].body : nullptr,
+                             list[static_cast<unsigned>(k - group.begin)]);
+      for (auto& fd : regions[i].fds) fds[g].push_back(std::move(fd));
+    }
+    detail::encode_send_options(options, thread, batch.initOptions());
+    requests[g]->root.setFdCount(static_cast<uint16_t>(group.fds));
+    builders[g] = &requests[g]->builder;
+  }
+  std::vector<ReplyData> replies(m);
+  std::vector<Status> transport(m, Status::kSuccess);
+  connection_->call_batch(builders, fds, replies, transport);
+  for (size_t g = 0; g < m; ++g) {
+    const Group& group = groups[g];
+    const ReplyData& reply = replies[g];
+    const bool answered = ok(transport[g]) && reply.which == wire::Reply::SEND_STATUSES &&
+                          reply.send_statuses.size() == group.end - group.begin;
+    // A request refused as a whole: every message has its status. A batch
+    // limit lowered (by a reload) since hello refuses it before sending
+    // anything: then each of its messages goes on its own.
+    const bool over_limit = ok(transport[g]) && reply.status == Status::kInvalidArgument &&
+                            reply.limit == "batch_messages";
+    const Status whole = !ok(transport[g])   ? transport[g]
+                         : !ok(reply.status) ? reply.status
+                                             : Status::kFailure;
+    for (size_t k = group.begin; k < group.end; ++k) {
+      const size_t i = ready[k];
+      if (over_limit) {
+        statuses[i] = send(messages[i], options);
+        continue;
+      }
+      const Status status = answered ? reply.send_statuses[k - group.begin] : whole;
+      statuses[i] = status;
+      if (send_consumed(status)) {
+        regions_sent(messages[i], regions[i]);
+        messages[i].consumed();
+      }
+    }
+  }
+  return statuses;
+}
+
+Result<std::vector<ReceivedMessage>> Task::receive_batched(Name name, size_t max,
+                                                           const ReceiveOptions& options) {
+  using Batch = Result<std::vector<ReceivedMessage>>;
+  // The first request waits as `options` say; more requests (when max is
+  // over the daemon's batch limit) take only what is queued, leaving a
+  // message too large for the buffer queued.
+  ReceiveOptions rest = options;
+  rest.timeout = std::chrono::milliseconds(0);
+  rest.large = true;
+  const size_t m = (max + max_batch_ - 1) / max_batch_;
+  std::vector<std::unique_ptr<Request>> requests(m);
+  std::vector<capnp::MessageBuilder*> builders(m);
+  for (size_t k = 0; k < m; ++k) {
+    requests[k] = std::make_unique<Request>();
+    auto batch = requests[k]->root.initReceiveBatch();
+    detail::encode_receive_options(name, k == 0 ? options : rest, batch.initOptions());
+    batch.setMax(static_cast<uint32_t>(std::min<size_t>(max - k * max_batch_, max_batch_)));
+    builders[k] = &requests[k]->builder;
+  }
+  std::vector<std::vector<UniqueFd>> fds(m);
+  std::vector<ReplyData> replies(m);
+  std::vector<Status> transport(m, Status::kSuccess);
+  connection_->call_batch(builders, fds, replies, transport);
+
+  std::vector<ReceivedMessage> out;
+  Status first_error = Status::kSuccess;
+  for (size_t k = 0; k < m; ++k) {
+    ReplyData& reply = replies[k];
+    if (ok(transport[k]) && reply.which == wire::Reply::MESSAGES) {
+      if (out.empty()) out.reserve(std::min<size_t>(max, reply.batch.size() * m));
+      for (auto& entry : reply.batch) {
+        // Delivered, perhaps with MACH_RCV_HEADER_ERROR or _BODY_ERROR.
+        const Status s = map_regions(entry.message, entry.regions, entry.status);
+        if (!ok(s) && ok(first_error)) first_error = s;
+        out.push_back(std::move(entry.message));
+      }
+      continue;
+    }
+    if (k != 0) continue;  // a later request found nothing queued
+    if (!ok(transport[k])) {
+      if (transport[k] == Status::kInvalidTask)
+        return Batch(transport[k], "not connected to portd: " + connection_->failure());
+      return Batch(transport[k]);
+    }
+    if (reply.status == Status::kInvalidArgument && reply.limit == "batch_messages") {
+      // The daemon's batch limit was lowered since hello: one message.
+      auto one = receive(name, options);
+      if (!one) return Batch(one.status(), one.detail());
+      out.push_back(std::move(*one));
+      return out;
+    }
+    if (!reply.limit.empty())
+      return Batch(reply.status, "refused by the " + reply.limit + " limit");
+    return Batch(ok(reply.status) ? Status::kFailure : reply.status);
+  }
+  if (!ok(first_error)) return Batch::with_value(first_error, std::move(out));
   return out;
 }
 

@@ -70,6 +70,7 @@ ipc::Limits small_limits() {
   };
   l.max_inline_body = 2048;
   l.max_descriptors = 24;
+  l.max_batch = 8;
   return l;
 }
 
@@ -101,7 +102,9 @@ const char* body_name(const server::RequestBody& body) {
                                            "introspect",
                                            "monitorStart",
                                            "monitorPoll",
-                                           "monitorStop"};
+                                           "monitorStop",
+                                           "sendBatch",
+                                           "receiveBatch"};
   static_assert(std::size(kNames) == std::variant_size_v<server::RequestBody>);
   return kNames[body.index()];
 }
@@ -266,6 +269,7 @@ class Harness final : public server::ReplySink, public server::TaskDirectory {
       expect_zero("uid accounts", c.uid_account(creds.uid) != nullptr ? 1 : 0);
     expect_zero("driver attachments", driver_.attachment_count());
     expect_zero("driver parked requests", driver_.parked_count());
+    expect_zero("driver send batches", driver_.batch_count());
     expect_zero("driver timers", driver_.timer_count());
     expect_zero("monitors", introspector_.monitors());
     return error_;

@@ -510,6 +510,52 @@ Corpus make_request_seeds() {
   }
 
   {
+    // Batches (protocol version 2): a send batch with a refused message in
+    // the middle and a region whose fd rides in the batch's frame, one that
+    // parks on a full queue, one over the batch limit, a receive batch that
+    // takes them, one with max 0 and one over the limit.
+    auto batch_of = [&](uint32_t remote, const std::vector<std::string>& texts, int64_t timeout,
+                        uint16_t fds, size_t ool_at) {
+      return [=](auto r) {
+        r.setFdCount(fds);
+        auto b = r.initSendBatch();
+        auto list = b.initMessages(static_cast<unsigned>(texts.size()));
+        for (unsigned i = 0; i < texts.size(); ++i) {
+          auto m = list[i];
+          m.setRemote(i == 1 ? 0x7777u : remote);
+          m.setRemoteDisposition(kCopySend);
+          m.setBody(bytes_of(texts[i]));
+          if (i == ool_at) m.initDescriptors(1)[0].initOol().setSize(64);
+        }
+        b.initOptions().setTimeoutMs(timeout);
+      };
+    };
+    auto receive_batch = [&](uint32_t name, int64_t timeout, uint32_t max) {
+      return [=](auto r) {
+        auto b = r.initReceiveBatch();
+        b.initOptions().setName(name);
+        b.getOptions().setTimeoutMs(timeout);
+        b.setMax(max);
+      };
+    };
+    Stream s;
+    s.add(2, batch_of(w.service2, {"one", "bad", "three", "four"}, 0, 1, 2));
+    s.add(0, receive_batch(w.service0, 0, 8));
+    s.add(0, [&](auto r) {
+      auto a = r.initSetAttributes();
+      a.setName(w.service0);
+      a.setQlimit(1);
+    });
+    s.add(2, batch_of(w.service2, {"a", "b", "c"}, -1, 0, 99));
+    s.add(2, batch_of(w.service2, std::vector<std::string>(9, "x"), 0, 0, 99));
+    s.add(0, receive_batch(w.service0, -1, 2));
+    s.add(0, receive_batch(w.service0, 0, 0));
+    s.add(0, receive_batch(w.service0, 0, 9));
+    s.add(1, receive_batch(w.port1, -1, 3));
+    c["seed-batches"] = s.bytes();
+  }
+
+  {
     // Limits: names, ports, queued messages, parked requests.
     Stream s;
     for (int i = 0; i < 16; ++i) s.add(2, allocate(kRightReceive));

@@ -47,7 +47,7 @@ class ClientRawTest : public ::testing::Test {
 };
 
 TEST_F(ClientRawTest, HelloNegotiatedVersionAndLimits) {
-  EXPECT_EQ(task_->protocol_version(), 1u);
+  EXPECT_EQ(task_->protocol_version(), 2u);
   EXPECT_NE(task_->id(), 0u);
   EXPECT_EQ(task_->daemon_pid(), static_cast<uint32_t>(daemon_.pid()));
   EXPECT_GT(task_->max_inline_body(), 0u);

@@ -70,9 +70,11 @@ Json default_limits() {
   const Json uid_q = uid_quota(0, 0, 0, 0, 0, 0, 0);
   for (auto& [name, v] : task_quota.items()) task[name] = v["limit"];
   for (auto& [name, v] : uid_q.items()) uid[name] = v["limit"];
-  return Json{{"task", task},
-              {"uid", uid},
-              {"message", {{"message_bytes", 1u << 20}, {"message_descriptors", 1024}}}};
+  return Json{
+      {"task", task},
+      {"uid", uid},
+      {"message",
+       {{"message_bytes", 1u << 20}, {"message_descriptors", 1024}, {"batch_messages", 1024}}}};
 }
 
 Json names_count(int total, int receive, int send, int send_once, int port_set, int dead) {
@@ -180,7 +182,7 @@ TEST_F(KnownState, StatusJson) {
   settle_time(j["started_unix_ms"], t0 - 60000, t1);
   settle_time(j["uptime_ms"], 0, t1 - t0 + 60000);
   const Json expected = {{"version", "0.1.0"},
-                         {"protocol", 1},
+                         {"protocol", 2},
                          {"pid", daemon.pid()},
                          {"uid", 0},
                          {"socket", daemon.socket_path()},

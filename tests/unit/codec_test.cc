@@ -644,6 +644,86 @@ size_t discriminant_offset() {
   return 0;
 }
 
+TEST(CodecDecode, SendBatchDecodesEachMessageAndRefusesOnlyTheBadOnes) {
+  const auto d = decode([](auto r) {
+    r.setFdCount(3);
+    auto b = r.initSendBatch();
+    auto list = b.initMessages(3);
+    for (unsigned i = 0; i < 3; ++i) {
+      list[i].setRemote(0x100 + i);
+      list[i].setRemoteDisposition(i == 1 ? 3 : 19);  // message 1: no send kind
+      list[i].setId(static_cast<int32_t>(i));
+    }
+    auto o = list[1].initDescriptors(1)[0].initOol();
+    o.setSize(10);
+    o.setVolatile(true);
+    o.setReleaseSignal(true);
+    list[2].initDescriptors(1)[0].initOol().setSize(20);
+    b.initOptions().setTimeoutMs(5);
+  });
+  EXPECT_TRUE(d.carries_message);
+  const auto& r = body_as<req::SendBatch>(d);
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.options.timeout_ms, 5);
+  EXPECT_EQ(r.refusals[0].status, Status::kSuccess);
+  EXPECT_EQ(r.refusals[1].status, Status::kSendInvalidHeader);
+  EXPECT_EQ(r.refusals[2].status, Status::kSuccess);
+  // The refused message still owns its two fds; the last one takes the third.
+  EXPECT_EQ(r.fd_counts, (std::vector<uint16_t>{0, 2, 1}));
+  EXPECT_EQ(r.messages[0].remote, 0x100u);
+  EXPECT_EQ(r.messages[2].id, 2);
+  EXPECT_EQ(ool_fd_count(r.messages[2]), 1u);
+}
+
+TEST(CodecRefuse, SendBatchOverTheBatchLimitOrWithAWrongFdCount) {
+  ipc::Limits limits;
+  limits.max_batch = 4;
+  const auto batch = [](unsigned n, uint16_t fds) {
+    return [=](wire::Request::Builder r) {
+      r.setFdCount(fds);
+      auto list = r.initSendBatch().initMessages(n);
+      for (unsigned i = 0; i < n; ++i) {
+        list[i].setRemote(0x100);
+        list[i].setRemoteDisposition(19);
+      }
+      if (n != 0) list[0].initDescriptors(1)[0].initOol().setSize(1);
+    };
+  };
+  EXPECT_EQ(body_as<req::SendBatch>(decode(batch(4, 1), limits)).messages.size(), 4u);
+  expect_refused(decode(batch(5, 1), limits), Status::kInvalidArgument, Limit::kBatchMessages);
+  expect_refused(decode(batch(4, 0), limits), Status::kSendInvalidMemory);
+  expect_refused(decode(batch(4, 2), limits), Status::kSendInvalidMemory);
+}
+
+TEST(CodecDecode, ReceiveBatchAndItsLimits) {
+  ipc::Limits limits;
+  limits.max_batch = 4;
+  const auto batch = [](uint32_t max) {
+    return [=](wire::Request::Builder r) {
+      auto b = r.initReceiveBatch();
+      b.initOptions().setName(0x200);
+      b.getOptions().setMaxSize(300);
+      b.setMax(max);
+    };
+  };
+  const DecodedRequest d = decode(batch(4), limits);
+  const auto& r = body_as<req::ReceiveBatch>(d);
+  EXPECT_EQ(r.max, 4u);
+  EXPECT_EQ(r.options.name, 0x200u);
+  EXPECT_EQ(r.options.max_size, 300u);
+  EXPECT_EQ(r.options.timeout_ms, -1);
+  expect_refused(decode(batch(0), limits), Status::kInvalidArgument);
+  expect_refused(decode(batch(5), limits), Status::kInvalidArgument, Limit::kBatchMessages);
+  // No fds with a receive.
+  expect_refused(decode(
+                     [&](auto r) {
+                       batch(1)(r);
+                       r.setFdCount(1);
+                     },
+                     limits),
+                 Status::kInvalidArgument);
+}
+
 TEST(CodecRefuse, UnknownRequestKind) {
   capnp::MallocMessageBuilder message;
   auto r = message.initRoot<wire::Request>();

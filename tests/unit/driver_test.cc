@@ -34,6 +34,7 @@ struct Recorded {
   uint32_t remote = 0;
   int32_t msg_id = 0;
   std::vector<uint32_t> port_names;  // the message's port descriptors
+  std::vector<Status> statuses;      // a sendBatch's
   uint16_t fd_count = 0;
   std::vector<UniqueFd> fds;
 };
@@ -50,6 +51,8 @@ class RecordingSink : public ReplySink {
     rec.limit = r.getLimit().cStr();
     rec.fd_count = r.getFdCount();
     if (rec.which == wire::Reply::NAME) rec.name = r.getName();
+    if (rec.which == wire::Reply::SEND_STATUSES)
+      for (int32_t v : r.getSendStatuses()) rec.statuses.push_back(static_cast<Status>(v));
     if (rec.which == wire::Reply::MESSAGE) {
       auto b = r.getMessage().getBody();
       rec.body.assign(reinterpret_cast<const char*>(b.begin()), b.size());
@@ -642,6 +645,84 @@ TEST(DriverDelivery, UnnameableRightsStillDeliverTheMessage) {
   EXPECT_EQ(got[0].msg_id, 32);
   EXPECT_EQ(got[0].body, "body");
   EXPECT_EQ(got[0].port_names, std::vector<uint32_t>{0u});
+}
+
+// A sendBatch of three into a queue with room for one: the first is
+// queued, two wait; the batch is answered once both have their outcomes.
+req::SendBatch batch_to(ipc::Name port, int n, int64_t timeout_ms) {
+  req::SendBatch b;
+  for (int i = 0; i < n; ++i) {
+    ipc::MessageIn m;
+    m.remote = port;
+    m.remote_disposition = ipc::Disposition::kMakeSend;
+    m.id = i;
+    b.messages.push_back(std::move(m));
+    b.refusals.push_back({});
+    b.fd_counts.push_back(0);
+  }
+  b.options.timeout_ms = timeout_ms;
+  return b;
+}
+
+TEST_F(DriverTest, ASendBatchAnswersWhenItsLastParkedMessageCompletes) {
+  const ipc::Name port = allocate(kA);
+  ASSERT_EQ(call(kA, 1, req::SetAttributes{port, 1}).status, Status::kSuccess);
+  handle(kA, 2, batch_to(port, 3, -1));
+  EXPECT_TRUE(sink_.take(kA).empty());
+  EXPECT_EQ(driver_.parked_count(), 1u);  // the batch, once
+  EXPECT_EQ(driver_.batch_count(), 1u);
+  // A duplicate id is refused while the batch waits.
+  EXPECT_EQ(call(kA, 2, receive_on(port, 0)).status, Status::kInvalidArgument);
+  for (int32_t want = 0; want < 3; ++want) {
+    handle(kA, 10 + want, receive_on(port, 0));
+    auto got = sink_.take(kA);
+    ASSERT_GE(got.size(), 1u);
+    EXPECT_EQ(got[0].msg_id, want);
+    if (want != 1) {
+      EXPECT_EQ(got.size(), 1u);
+      continue;
+    }
+    // Taking message 1 lets the last waiting one in: the batch answers.
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[1].id, 2u);
+    EXPECT_EQ(got[1].which, wire::Reply::SEND_STATUSES);
+    EXPECT_EQ(got[1].statuses,
+              (std::vector<Status>{Status::kSuccess, Status::kSuccess, Status::kSuccess}));
+  }
+  EXPECT_EQ(driver_.parked_count(), 0u);
+  EXPECT_EQ(driver_.batch_count(), 0u);
+}
+
+TEST_F(DriverTest, CancellingASendBatchInterruptsEachParkedMessage) {
+  const ipc::Name port = allocate(kA);
+  ASSERT_EQ(call(kA, 1, req::SetAttributes{port, 1}).status, Status::kSuccess);
+  handle(kA, 2, batch_to(port, 3, 60000));
+  EXPECT_EQ(driver_.timer_count(), 2u);  // one per waiting message
+  handle(kA, 3, req::Cancel{2});
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, 2u);
+  EXPECT_EQ(got[0].statuses, (std::vector<Status>{Status::kSuccess, Status::kSendInterrupted,
+                                                  Status::kSendInterrupted}));
+  EXPECT_EQ(got[1].id, 3u);
+  EXPECT_EQ(got[1].status, Status::kSuccess);
+  EXPECT_EQ(driver_.parked_count(), 0u);
+  EXPECT_EQ(driver_.batch_count(), 0u);
+  EXPECT_EQ(driver_.timer_count(), 0u);
+  EXPECT_EQ(call(kA, 4, receive_on(port, 0)).msg_id, 0);
+  EXPECT_EQ(call(kA, 5, receive_on(port, 0)).status, Status::kRcvTimedOut);
+}
+
+TEST_F(DriverTest, DetachingATaskWithAParkedSendBatchForgetsIt) {
+  const ipc::Name port = allocate(kA);
+  ASSERT_EQ(call(kA, 1, req::SetAttributes{port, 1}).status, Status::kSuccess);
+  handle(kA, 2, batch_to(port, 4, 60000));
+  EXPECT_EQ(driver_.batch_count(), 1u);
+  driver_.detach(kA);
+  EXPECT_EQ(driver_.parked_count(), 0u);
+  EXPECT_EQ(driver_.batch_count(), 0u);
+  EXPECT_EQ(driver_.timer_count(), 0u);
+  EXPECT_TRUE(sink_.take(kA).empty());
 }
 
 }  // namespace

@@ -38,9 +38,10 @@ std::string service_name(const char* what) {
          std::to_string(::getpid()) + "." + std::to_string(counter++);
 }
 
-TaskPtr connect_or_throw(const std::string& socket) {
+TaskPtr connect_or_throw(const std::string& socket, uint32_t protocol_version = 0) {
   portd::ConnectOptions options;
   options.socket_path = socket;
+  options.protocol_version = protocol_version;
   options.command = "portbench";
   auto task = portd::Task::connect(options);
   if (!task) throw std::runtime_error(error_text("connect", task.status(), task.detail()));
@@ -125,14 +126,15 @@ Json rpc(const std::string& socket, size_t size, size_t iters) {
 // One-way throughput
 
 Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t size,
-            bool port_set, size_t batch) {
+            bool port_set, size_t batch, bool pipelined) {
+  const uint32_t version = pipelined ? 1 : 0;
   reset_shared();
   const std::string service = service_name("oneway");
   const auto member_service = [&](size_t i) {
     return port_set ? service + "." + std::to_string(i) : service;
   };
   Helper receiver = spawn_helper([&]() -> Json {
-    TaskPtr task = connect_or_throw(socket);
+    TaskPtr task = connect_or_throw(socket, version);
     portd::Name receive_name = portd::kNameNull;
     std::vector<portd::ReceiveRight> ports;
     portd::PortSet set;
@@ -191,7 +193,7 @@ Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t
   std::vector<Helper> sender_helpers;
   for (size_t s = 0; s < senders; ++s) {
     sender_helpers.push_back(spawn_helper([&, s]() -> Json {
-      TaskPtr task = connect_or_throw(socket);
+      TaskPtr task = connect_or_throw(socket, version);
       auto port = task->look_up(member_service(s), 30000ms);
       if (!port) return Json{{"error", error_text("look_up", port.status())}};
       std::vector<uint8_t> body(size);

@@ -19,10 +19,12 @@ Json rpc(const std::string& socket, size_t size, size_t iters);
 // One-way throughput: `senders` processes send `per_sender` messages of
 // `size` bytes to one port (or, with `port_set`, each to its own member of
 // one port set) of a receiver; `batch` requests in flight per call
-// (Task::send_batch, Task::receive_batch; 1: send and receive).
+// (Task::send_batch, Task::receive_batch; 1: send and receive). With
+// `pipelined`, the tasks speak protocol version 1, so that a batch is n
+// pipelined send or receive requests rather than one batch request.
 // {"messages", "sent", "received", "bytes_checked", "order_ok", "seconds"}.
 Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t size,
-            bool port_set, size_t batch);
+            bool port_set, size_t batch, bool pipelined = false);
 
 // Out-of-line transfer in `mode` ("copy", "move" or "volatile") of `size`
 // bytes, `transfers` times; the receiver reads every page before the time is

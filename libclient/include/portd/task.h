@@ -56,6 +56,7 @@ class Connection;
 class VolatilePool;
 struct OutgoingRegions;
 struct ReplyData;
+struct IncomingRegion;
 }  // namespace detail
 
 // The limit that refused this thread's most recent request to the daemon,
@@ -81,6 +82,10 @@ struct ConnectOptions {
   size_t ool_threshold = 64 << 10;
   // The most the volatile pool may hold (Task::volatile_buffer).
   size_t volatile_pool_bytes = size_t{512} << 20;
+  // The highest protocol version to ask for; 0: the library's newest. 1
+  // keeps send_batch and receive_batch on pipelined single requests (as
+  // with a daemon of version 1): for tests and benchmarks.
+  uint32_t protocol_version = 0;
 };
 
 class PORTD_API Task : public std::enable_shared_from_this<Task> {
@@ -165,10 +170,11 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   Result<ReceivedMessage> send_receive(OutgoingMessage& message, const SendOptions& send_options,
                                        Name receive_name, const ReceiveOptions& receive_options);
 
-  // ---- raw layer: pipelined messaging -------------------------------------
-  // Sends each message as send() would, in order, but pipelined: every
-  // request is written (in one write when they fit) before any answer is
-  // awaited, so n messages cost one round trip instead of n. Returns one
+  // ---- raw layer: batched messaging ---------------------------------------
+  // Sends each message as send() would, in order, in one round trip: with a
+  // daemon of protocol version 2, in batch requests (up to the daemon's
+  // batch limit of messages each, within the frame and fd limits), else as
+  // pipelined send requests written before any answer is awaited. Returns one
   // status per message; each message is consumed iff its own send
   // succeeded. A message refused before sending (its problem(), a region
   // that cannot be made) is skipped and the others still go. With
@@ -177,8 +183,10 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
                                  const SendOptions& options = {});
   // Up to `max` messages from a receive right or port set: the first is
   // waited for as `options` say, the others are taken only if they are
-  // queued already (their requests carry a timeout of 0), all in one round
-  // trip. Messages come in the order they were received. Fails as receive()
+  // queued already (never waiting), all in one round trip; the daemon may
+  // return fewer than are queued so that its reply stays within a frame (a
+  // message with out-of-line regions ends a batch). Messages come in the
+  // order they were received. Fails as receive()
   // does when the first receive fails (MACH_RCV_TOO_LARGE comes without the
   // needed size here: receive() gives it). A message delivered with
   // MACH_RCV_HEADER_ERROR or MACH_RCV_BODY_ERROR is in the batch, and the
@@ -235,6 +243,13 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   // Maps the regions of a received message (a body region becomes the body).
   // MACH_RCV_BODY_ERROR if one could not be mapped, else `status`.
   static Status map_regions(detail::ReplyData& reply, Status status);
+  static Status map_regions(ReceivedMessage& message, std::vector<detail::IncomingRegion>& regions,
+                            Status status);
+  // send_batch and receive_batch with the batch requests of protocol
+  // version 2 (the pipelined requests of version 1 otherwise).
+  std::vector<Status> send_batched(std::span<OutgoingMessage> messages, const SendOptions& options);
+  Result<std::vector<ReceivedMessage>> receive_batched(Name name, size_t max,
+                                                       const ReceiveOptions& options);
 
   std::unique_ptr<detail::Connection> connection_;
   std::string socket_path_;
@@ -242,6 +257,8 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   uint32_t daemon_pid_ = 0;
   uint32_t version_ = 0;
   uint32_t max_inline_body_ = 0;
+  uint32_t max_frame_bytes_ = 0;
+  uint32_t max_batch_ = 0;  // 0: the daemon has no batch requests
   std::atomic<size_t> ool_threshold_{64 << 10};
   std::shared_ptr<detail::VolatilePool> pool_;
 };
