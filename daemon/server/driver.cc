@@ -363,17 +363,8 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
   std::vector<proto::UniqueFd> reply_fds;
   std::vector<proto::UniqueFd> its;
   for (Taken& t : taken_) {
-    bool missing = false;
     its.clear();
-    for (const auto& d : t.message.descriptors) {
-      if (const auto* ool = std::get_if<ipc::OolOut>(&d)) {
-        AttachmentFds entry = attachments_.take(ool->attachment);
-        if (!entry.region || entry.release.valid() != ool->release_signal) missing = true;
-        its.push_back(std::move(entry.region));
-        if (ool->release_signal) its.push_back(std::move(entry.release));
-      }
-    }
-    if (missing) {
+    if (!take_ool_fds(t.message, &its)) {
       // Our bug (see reply_message): the message goes without its regions,
       // whose fds close here.
       spdlog::error("task {}: received message refers to an unknown attachment", task);
@@ -667,22 +658,25 @@ bool Driver::carries_message(Status status) {
   return ok(status) || status == Status::kRcvHeaderError || status == Status::kRcvBodyError;
 }
 
-void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, Status status,
-                           ipc::Limit limit) {
-  // The OOL fds leave the table and travel with the reply, in descriptor
-  // order (a region's fd, then its release fd); the writer closes them once
-  // sent.
-  std::vector<proto::UniqueFd> fds;
-  bool missing = false;
-  for (const auto& d : out.descriptors) {
+bool Driver::take_ool_fds(const ipc::MessageOut& message, std::vector<proto::UniqueFd>* fds) {
+  bool complete = true;
+  for (const auto& d : message.descriptors) {
     if (const auto* ool = std::get_if<ipc::OolOut>(&d)) {
       AttachmentFds entry = attachments_.take(ool->attachment);
-      if (!entry.region || entry.release.valid() != ool->release_signal) missing = true;
-      fds.push_back(std::move(entry.region));
-      if (ool->release_signal) fds.push_back(std::move(entry.release));
+      if (!entry.region || entry.release.valid() != ool->release_signal) complete = false;
+      fds->push_back(std::move(entry.region));
+      if (ool->release_signal) fds->push_back(std::move(entry.release));
     }
   }
-  if (missing) {
+  return complete;
+}
+
+void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, Status status,
+                           ipc::Limit limit) {
+  // The OOL fds leave the table and travel with the reply; the writer closes
+  // them once sent.
+  std::vector<proto::UniqueFd> fds;
+  if (!take_ool_fds(out, &fds)) {
     // Our bug, not the client's: the core delivered an attachment the shell
     // does not hold. Refuse the message rather than send a short fd list.
     spdlog::error("task {}: received message refers to an unknown attachment", task);

@@ -178,6 +178,11 @@ class Driver {
                     ipc::Limit limit = ipc::Limit::kNone, uint32_t needed_size = 0);
   // A received message; `limit` names the quota that kept one of its rights
   // from being named (with MACH_RCV_HEADER_ERROR or MACH_RCV_BODY_ERROR).
+  // Takes the fds of `message`'s OOL regions out of the attachment table and
+  // appends them to `fds` in descriptor order (a region's fd, then its
+  // release fd). False if the table lacked one (our bug): what was taken is
+  // still appended, with invalid fds for the missing.
+  bool take_ool_fds(const ipc::MessageOut& message, std::vector<proto::UniqueFd>* fds);
   void reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& message,
                      Status status = Status::kSuccess, ipc::Limit limit = ipc::Limit::kNone);
   static bool carries_message(Status status);
