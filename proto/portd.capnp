@@ -227,7 +227,9 @@ struct SendBatch {
   # Several messages in one request, each sent as a `send` with `options`
   # would be, in order. Each message's outcome is its own: a refused one does
   # not stop the others, one that must wait (a full queue) waits as a single
-  # send would, and the reply goes out once every message has its outcome.
+  # send would and holds the rest back until it has its outcome (they go one
+  # after another, as from one thread; the timeout counts from the batch's
+  # arrival), and the reply goes out once every message has its outcome.
   # The frame's fds are the OOL descriptors' of every message, message after
   # message, each in descriptor order (Request.fdCount counts them all).
   messages @0 :List(OutMessage);

@@ -78,6 +78,9 @@ Status Core::receive(TaskId task, const ReceiveOptions& options, WaitToken token
   PORTD_FORWARD(receive(task, options, token, out, needed_size, fx));
 }
 void Core::count_refused_send() { impl_->count_refused_send(); }
+bool Core::hold_charges(TaskId task, const SendCharge& c) { return impl_->hold_charges(task, c); }
+void Core::release_charges(TaskId task, const SendCharge& c) { impl_->release_charges(task, c); }
+void Core::count_dropped_sends(uint64_t n) { impl_->count_dropped_sends(n); }
 void Core::expire(WaitToken token, Effects& fx) { impl_->expire(token, fx); }
 void Core::cancel(WaitToken token, Effects& fx) { impl_->cancel(token, fx); }
 bool Core::is_parked(WaitToken token) const { return impl_->is_parked(token); }
@@ -154,6 +157,38 @@ void CoreImpl::account_unref(Account* a) {
   Account* u = a->uid_account;
   delete a;
   if (--u->refs == 0) uid_accounts_.erase(u->uid);
+}
+
+bool CoreImpl::hold_charges(TaskId task_id, const SendCharge& c) {
+  Task* t = task(task_id);
+  if (t == nullptr) return false;
+  Account* a = t->account;
+  if (!can_charge(a, Limit::kQueuedMessages, c.messages) ||
+      !can_charge(a, Limit::kQueuedBytes, c.bytes) ||
+      !can_charge(a, Limit::kOolBytes, c.ool_bytes) ||
+      !can_charge(a, Limit::kFdsInFlight, c.fds))
+    return false;
+  charge_force(a, Limit::kQueuedMessages, c.messages);
+  charge_force(a, Limit::kQueuedBytes, c.bytes);
+  charge_force(a, Limit::kOolBytes, c.ool_bytes);
+  charge_force(a, Limit::kFdsInFlight, c.fds);
+  return true;
+}
+
+void CoreImpl::release_charges(TaskId task_id, const SendCharge& c) {
+  Task* t = task(task_id);
+  if (t == nullptr) return;
+  Account* a = t->account;
+  uncharge(a, Limit::kQueuedMessages, c.messages);
+  uncharge(a, Limit::kQueuedBytes, c.bytes);
+  uncharge(a, Limit::kOolBytes, c.ool_bytes);
+  uncharge(a, Limit::kFdsInFlight, c.fds);
+}
+
+void CoreImpl::count_dropped_sends(uint64_t n) {
+  counters_.messages_sent += n;
+  counters_.messages_destroyed += n;
+  counters_.destroyed_sender_died += n;
 }
 
 bool CoreImpl::refuse(Limit what) {

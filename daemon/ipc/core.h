@@ -53,6 +53,14 @@ struct SendOptions {
   uint64_t thread = 0;
 };
 
+// What one message's send charges its sender (Core::hold_charges).
+struct SendCharge {
+  uint64_t messages = 0;
+  uint64_t bytes = 0;
+  uint64_t ool_bytes = 0;
+  uint64_t fds = 0;
+};
+
 struct ReceiveOptions {
   Name name = kNameNull;  // a receive right or a port set
   int64_t timeout_ms = -1;
@@ -177,6 +185,19 @@ class Core {
   // not decode, an out-of-line fd it would not take): counted as sent and
   // refused, as if the core had refused it.
   void count_refused_send();
+
+  // Messages the shell holds for a task before it sends them (a sendBatch's
+  // messages behind one that waits for room) are charged to the task as the
+  // sends will charge them: queued messages and bytes, out-of-line bytes and
+  // fds in flight. hold_charges() charges all of `c` or, if any of it would
+  // pass a per-task or per-uid limit, nothing (last_refused_limit() says
+  // which); release_charges() gives a hold back, before its message is sent
+  // or dropped. False also for an unknown task.
+  bool hold_charges(TaskId task, const SendCharge& c);
+  void release_charges(TaskId task, const SendCharge& c);
+  // `n` held messages the shell dropped unsent because their sender died:
+  // counted as sent and destroyed (sender died), as a blocked send is.
+  void count_dropped_sends(uint64_t n);
 
   // A parked operation's deadline passed: it completes with its timed-out
   // status (a cache-on-full send is cached instead). Unknown tokens are

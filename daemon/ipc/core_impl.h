@@ -107,6 +107,10 @@ class CoreImpl {
     ++counters_.messages_refused;
   }
 
+  bool hold_charges(TaskId task, const SendCharge& c);
+  void release_charges(TaskId task, const SendCharge& c);
+  void count_dropped_sends(uint64_t n);
+
   // ---- read-only views (introspection, tests) ----------------------------
   const Limits& limits() const { return limits_; }
   const Counters& counters() const { return counters_; }

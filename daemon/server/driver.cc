@@ -63,7 +63,10 @@ void Driver::detach(ipc::TaskId task) {
   if (it == tasks_.end()) return;
   for (const auto& [request_id, token] : it->second.in_progress) {
     if (auto b = batches_.find(token); b != batches_.end()) {
-      for (ipc::WaitToken t : b->second.parked) parked_.erase(t);
+      // Its waiting message goes with the task, in the core; the rest were
+      // never sent.
+      parked_.erase(b->second.waiting);
+      drop_rest(b->second, true, Status::kSuccess);
       batches_.erase(b);
     }
     parked_.erase(token);
@@ -135,14 +138,11 @@ void Driver::do_cancel(ipc::TaskId task, TaskState& state, uint64_t id, const re
   }
   ipc::Effects fx;
   if (auto b = batches_.find(it->second); b != batches_.end()) {
-    // A sendBatch: each of its parked messages is interrupted; the last
-    // one's completion answers the batch. (Copied: completing them ends it.)
-    const std::vector<ipc::WaitToken> parked = b->second.parked;
-    for (ipc::WaitToken t : parked) {
-      if (parked_.count(t) == 0) continue;
-      core_.cancel(t, fx);
-      absorb(fx);
-    }
+    // A sendBatch: its waiting message is interrupted, and its completion
+    // ends the batch (the rest are interrupted unsent) and answers it.
+    b->second.interrupted = true;
+    core_.cancel(b->second.waiting, fx);
+    absorb(fx);
   } else {
     core_.cancel(it->second, fx);
     absorb(fx);
@@ -232,20 +232,94 @@ void Driver::do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
 
 void Driver::do_send_batch(ipc::TaskId task, TaskState& state, uint64_t id, req::SendBatch& r,
                            std::vector<proto::UniqueFd> fds) {
-  const size_t n = r.messages.size();
   SendBatchState batch;
   batch.task = task;
   batch.request_id = id;
-  batch.statuses.assign(n, Status::kSuccess);
+  batch.request = std::move(r);
+  batch.fds = std::move(fds);
+  batch.statuses.assign(batch.request.messages.size(), Status::kSuccess);
+  const int64_t timeout_ms = batch.request.options.timeout_ms;
+  if (timeout_ms > 0 && timeout_ms <= kMaxTimeoutMs) {
+    batch.has_deadline = true;
+    batch.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
   const ipc::WaitToken batch_token = next_token_++;
+  if (run_batch(batch_token, batch)) {
+    reply_send_batch(task, id, batch.statuses);
+    return;
+  }
+  state.in_progress[id] = batch_token;
+  batches_.emplace(batch_token, std::move(batch));
+}
+
+ipc::SendCharge Driver::charge_of(const SendBatchState& batch, size_t i) {
+  const ipc::MessageIn& m = batch.request.messages[i];
+  ipc::SendCharge c;
+  c.messages = 1;
+  c.bytes = m.body.size();
+  for (const auto& d : m.descriptors)
+    if (const auto* ool = std::get_if<ipc::OolIn>(&d)) c.ool_bytes += ool->size;
+  c.fds = batch.request.fd_counts[i];
+  return c;
+}
+
+void Driver::hold_rest(SendBatchState& batch, size_t from) {
+  const size_t n = batch.request.messages.size();
+  batch.held_from = from;
+  batch.held.assign(n, 0);
+  for (size_t k = from; k < n; ++k) {
+    Refusal& refusal = batch.request.refusals[k];
+    if (refusal.status != Status::kSuccess) continue;
+    if (core_.hold_charges(batch.task, charge_of(batch, k))) {
+      batch.held[k] = 1;
+    } else {
+      // As its send would be, with the messages before it queued or waiting.
+      refusal.status = Status::kSendNoBuffer;
+      refusal.limit = core_.last_refused_limit();
+    }
+  }
+}
+
+void Driver::drop_rest(SendBatchState& batch, bool sender_died, Status status) {
+  const size_t n = batch.request.messages.size();
+  for (size_t i = batch.next; i < n; ++i) {
+    const Status refused = batch.request.refusals[i].status;
+    if (i >= batch.held_from && batch.held[i]) {
+      core_.release_charges(batch.task, charge_of(batch, i));
+      batch.held[i] = 0;
+    }
+    if (refused != Status::kSuccess) {
+      core_.count_refused_send();
+      batch.statuses[i] = refused;
+    } else if (sender_died) {
+      core_.count_dropped_sends(1);
+    } else {
+      core_.count_refused_send();
+      batch.statuses[i] = status;
+    }
+  }
+  batch.next = n;
+}
+
+bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
+  if (batch.interrupted) {
+    drop_rest(batch, false, Status::kSendInterrupted);
+    return true;
+  }
+  req::SendBatch& r = batch.request;
+  const size_t n = r.messages.size();
   std::vector<proto::UniqueFd> mine;
-  size_t next_fd = 0;
   std::string why;
   ipc::Effects fx;
-  for (size_t i = 0; i < n; ++i) {
+  while (batch.next < n) {
+    const size_t i = batch.next++;
     // This message's fds, in frame order (the codec checked the total).
     mine.clear();
-    for (size_t k = 0; k < r.fd_counts[i]; ++k) mine.push_back(std::move(fds[next_fd++]));
+    for (size_t k = 0; k < r.fd_counts[i]; ++k) mine.push_back(std::move(batch.fds[batch.next_fd++]));
+    if (i >= batch.held_from && batch.held[i]) {
+      core_.release_charges(batch.task, charge_of(batch, i));  // its send charges it
+      batch.held[i] = 0;
+    }
     if (r.refusals[i].status != Status::kSuccess) {
       core_.count_refused_send();
       batch.statuses[i] = r.refusals[i].status;
@@ -253,31 +327,35 @@ void Driver::do_send_batch(ipc::TaskId task, TaskState& state, uint64_t id, req:
     }
     ipc::MessageIn& message = r.messages[i];
     if (Status s = attach_ool(message, mine, &why); !ok(s)) {
-      spdlog::debug("task {}: request {} message {} refused: {} ({})", task, id, i, why,
-                    status_name(s));
+      spdlog::debug("task {}: request {} message {} refused: {} ({})", batch.task,
+                    batch.request_id, i, why, status_name(s));
       core_.count_refused_send();
       batch.statuses[i] = s;
       continue;
     }
+    ipc::SendOptions options = r.options;
+    if (batch.has_deadline) {
+      // What is left of the batch's timeout (at least 1 ms while any is).
+      const auto left = batch.deadline - std::chrono::steady_clock::now();
+      options.timeout_ms =
+          left.count() > 0
+              ? std::chrono::ceil<std::chrono::milliseconds>(left).count()
+              : 0;
+    }
     const ipc::WaitToken token = next_token_++;
-    const Status s = core_.send(task, message, r.options, token, fx);
+    const Status s = core_.send(batch.task, message, options, token, fx);
     absorb(fx);
     batch.statuses[i] = s;
     if (s == Status::kSendInProgress) {
-      park(token, task, id, ParkedKind::kBatchSend, r.options.timeout_ms, nullptr,
-           static_cast<uint32_t>(i), batch_token);
-      batch.parked.push_back(token);
-      ++batch.outstanding;
-    } else if (!ok(s) && s != Status::kSendWillNotify) {
-      release_ool(message);  // nothing was consumed
+      park(token, batch.task, batch.request_id, ParkedKind::kBatchSend, options.timeout_ms,
+           nullptr, static_cast<uint32_t>(i), batch_token);
+      batch.waiting = token;
+      if (batch.held_from == SIZE_MAX) hold_rest(batch, i + 1);
+      return false;
     }
+    if (!ok(s) && s != Status::kSendWillNotify) release_ool(message);  // nothing was consumed
   }
-  if (batch.outstanding == 0) {
-    reply_send_batch(task, id, batch.statuses);
-    return;
-  }
-  state.in_progress[id] = batch_token;
-  batches_.emplace(batch_token, std::move(batch));
+  return true;
 }
 
 void Driver::reply_send_batch(ipc::TaskId task, uint64_t id, const std::vector<Status>& statuses) {
@@ -618,7 +696,8 @@ void Driver::complete(ipc::Completion& c) {
       if (b == batches_.end()) break;  // cannot happen: the batch outlives its messages
       SendBatchState& batch = b->second;
       batch.statuses[p.index] = c.status;
-      if (--batch.outstanding != 0) break;
+      batch.waiting = 0;
+      if (!run_batch(p.batch, batch)) break;  // the next waits
       if (auto t = tasks_.find(p.task); t != tasks_.end())
         t->second.in_progress.erase(batch.request_id);
       reply_send_batch(p.task, batch.request_id, batch.statuses);

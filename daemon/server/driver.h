@@ -14,10 +14,12 @@
 // failed send is the final answer, as in Mach.
 //
 // sendBatch runs each message as a send of its own, in order, each under a
-// token of its own; a message that must wait is parked like a send, with
-// its own timer, and the batch (under a token of the request's, in the
-// task's in-progress table) answers once its last parked message has its
-// outcome. Cancelling it cancels each parked message. receiveBatch receives
+// token of its own. A message that must wait is parked like a send (with a
+// timer for what is left of the batch's timeout) and holds the rest of the
+// batch back, charged to the task, until it has its outcome; the batch
+// (under a token of the request's, in the task's in-progress table) answers
+// once every message has its outcome. Cancelling it interrupts the waiting
+// message and the rest. receiveBatch receives
 // the first message as a receive would (parking if it must) and then takes
 // what is queued already, while another message surely fits the reply
 // frame.
@@ -32,6 +34,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -117,18 +120,26 @@ class Driver {
     std::unique_ptr<asio::steady_timer> timer;
   };
 
-  // A sendBatch with parked messages: one status per message, filled as
-  // each gets its outcome.
+  // A sendBatch with a message waiting for room. Its messages go one after
+  // another, as a thread would send them: the one that waits holds the rest
+  // back (they are charged to the task meanwhile, Core::hold_charges), and
+  // its outcome lets the next go. One status per message, filled as each
+  // gets its outcome.
   struct SendBatchState {
     ipc::TaskId task = 0;
     uint64_t request_id = 0;
+    req::SendBatch request;            // the messages, moved from the request
+    std::vector<proto::UniqueFd> fds;  // the frame's, every message's in order
     std::vector<Status> statuses;
-    // Its messages' tokens that were parked (some may have completed since:
-    // tokens are never reused, so a look-up in parked_ tells).
-    std::vector<ipc::WaitToken> parked;
-    size_t outstanding = 0;
+    size_t next = 0;              // the next message to send
+    size_t next_fd = 0;           // its first fd
+    size_t held_from = SIZE_MAX;  // messages from here on are held (charged)...
+    std::vector<uint8_t> held;    // ...those with held[i] set (the others refused)
+    ipc::WaitToken waiting = 0;   // the message that waits for room
+    bool interrupted = false;     // cancelled: the rest are not sent
+    bool has_deadline = false;    // a timeout: no message waits past the deadline
+    std::chrono::steady_clock::time_point deadline;
   };
-
   struct TaskState {
     explicit TaskState(ipc::NodePool* nodes) : in_progress(nodes) {}
     // Parked requests by request id, for cancel and duplicate detection.
@@ -151,6 +162,18 @@ class Driver {
   // takes up to max - 1 more that are queued and answers.
   void finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions& options,
                             uint32_t max, ipc::MessageOut& first, Status status, ipc::Limit limit);
+  // Sends the batch's messages from `next` on until one must wait (false:
+  // it is parked under `batch_token`) or every message has its outcome
+  // (true).
+  bool run_batch(ipc::WaitToken batch_token, SendBatchState& batch);
+  // Holds (charges) the messages after `from` that are not refused; one
+  // that does not fit a limit is refused as its send would be.
+  void hold_rest(SendBatchState& batch, size_t from);
+  // What message i's send will charge.
+  static ipc::SendCharge charge_of(const SendBatchState& batch, size_t i);
+  // The batch ends unsent from `next` on: each held message is released,
+  // and counted (dropped: its sender died; or refused with `status`).
+  void drop_rest(SendBatchState& batch, bool sender_died, Status status);
   void reply_send_batch(ipc::TaskId task, uint64_t id, const std::vector<Status>& statuses);
   // An upper bound of the bytes `message` adds to a reply frame.
   static size_t encoded_bound(const ipc::MessageOut& message);

@@ -367,15 +367,22 @@ TEST(WireBatch, ABatchParkedOnAFullQueueWhoseSenderDiesLeavesNothingBehind) {
     Introspection look(owner);
     auto tasks = look.fetch(query(IntrospectWhat::kTasks));
     ASSERT_TRUE(tasks);
-    size_t parked = 0;
+    // Message 2 waits for room and holds 3 and 4 back: one parked request,
+    // and all five messages (and 4's region) charged to the sender.
+    size_t parked = 0, queued = 0, fds_in_flight = 0;
     for (const auto& t : Json::parse(*tasks))
-      if (t["command"] == "dies")
+      if (t["command"] == "dies") {
         parked = t["quota"]["parked_requests"]["used"].template get<size_t>();
-    EXPECT_EQ(parked, 3u);
-  }  // the sender's connection closes: its task dies with three sends parked
+        queued = t["quota"]["queued_messages"]["used"].template get<size_t>();
+        fds_in_flight = t["quota"]["fds_in_flight"]["used"].template get<size_t>();
+      }
+    EXPECT_EQ(parked, 1u);
+    EXPECT_EQ(queued, 5u);
+    EXPECT_EQ(fds_in_flight, 1u);
+  }  // the sender's connection closes: its task dies with its batch waiting
   EXPECT_TRUE(settles([&] { return daemon.open_fd_count(); }, daemon_fds));
   // The two queued messages are still there (a dead sender's queued messages
-  // live on); the three parked ones went with their task.
+  // live on); the waiting one and the two behind it went with their task.
   auto got = owner->receive_batch(port->name(), 8, ReceiveOptions{0ms});
   ASSERT_TRUE(got);
   ASSERT_EQ(got->size(), 2u);

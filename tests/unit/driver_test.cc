@@ -143,6 +143,12 @@ class DriverTest : public ::testing::Test {
     io_.run_for(std::chrono::milliseconds(ms));
   }
 
+  // The queued messages charged to `task` (queued, waiting, or held).
+  uint64_t queued_charge(ipc::TaskId task) {
+    const ipc::Task* t = core_.impl().find_task(task);
+    return t == nullptr ? 0 : *t->account->used.find(ipc::Limit::kQueuedMessages);
+  }
+
   static constexpr ipc::TaskId kA = 1;
   static constexpr ipc::TaskId kB = 2;
   asio::io_context io_;
@@ -693,11 +699,11 @@ TEST_F(DriverTest, ASendBatchAnswersWhenItsLastParkedMessageCompletes) {
   EXPECT_EQ(driver_.batch_count(), 0u);
 }
 
-TEST_F(DriverTest, CancellingASendBatchInterruptsEachParkedMessage) {
+TEST_F(DriverTest, CancellingASendBatchInterruptsTheWaitingMessageAndTheRest) {
   const ipc::Name port = allocate(kA);
   ASSERT_EQ(call(kA, 1, req::SetAttributes{port, 1}).status, Status::kSuccess);
   handle(kA, 2, batch_to(port, 3, 60000));
-  EXPECT_EQ(driver_.timer_count(), 2u);  // one per waiting message
+  EXPECT_EQ(driver_.timer_count(), 1u);  // message 1 waits; message 2 is held behind it
   handle(kA, 3, req::Cancel{2});
   auto got = sink_.take(kA);
   ASSERT_EQ(got.size(), 2u);
@@ -711,6 +717,13 @@ TEST_F(DriverTest, CancellingASendBatchInterruptsEachParkedMessage) {
   EXPECT_EQ(driver_.timer_count(), 0u);
   EXPECT_EQ(call(kA, 4, receive_on(port, 0)).msg_id, 0);
   EXPECT_EQ(call(kA, 5, receive_on(port, 0)).status, Status::kRcvTimedOut);
+  // Three sent: one received, two refused (interrupted), none left over.
+  const auto& counters = core_.impl().counters();
+  EXPECT_EQ(counters.messages_sent, 3u);
+  EXPECT_EQ(counters.messages_received, 1u);
+  EXPECT_EQ(counters.messages_refused, 2u);
+  EXPECT_EQ(counters.messages_in_flight, 0u);
+  EXPECT_EQ(queued_charge(kA), 0u);
 }
 
 TEST_F(DriverTest, DetachingATaskWithAParkedSendBatchForgetsIt) {
@@ -718,11 +731,113 @@ TEST_F(DriverTest, DetachingATaskWithAParkedSendBatchForgetsIt) {
   ASSERT_EQ(call(kA, 1, req::SetAttributes{port, 1}).status, Status::kSuccess);
   handle(kA, 2, batch_to(port, 4, 60000));
   EXPECT_EQ(driver_.batch_count(), 1u);
+  // Message 0 queued, 1 waiting, 2 and 3 held: all four charged.
+  EXPECT_EQ(queued_charge(kA), 4u);
+  EXPECT_EQ(core_.impl().counters().messages_sent, 2u);  // the held two are not sent yet
   driver_.detach(kA);
   EXPECT_EQ(driver_.parked_count(), 0u);
   EXPECT_EQ(driver_.batch_count(), 0u);
   EXPECT_EQ(driver_.timer_count(), 0u);
   EXPECT_TRUE(sink_.take(kA).empty());
+  // Four sent; the queued one died with its port, the other three with
+  // their sender.
+  const auto& counters = core_.impl().counters();
+  EXPECT_EQ(counters.messages_sent, 4u);
+  EXPECT_EQ(counters.messages_destroyed, 4u);
+  EXPECT_EQ(counters.destroyed_port_died, 1u);
+  EXPECT_EQ(counters.destroyed_sender_died, 3u);
+  EXPECT_EQ(counters.messages_in_flight, 0u);
+}
+
+// A batch's timeout bounds the whole batch: once the waiting message timed
+// out, the rest are tried without waiting.
+TEST_F(DriverTest, ASendBatchTimeoutCountsFromTheBatchsArrival) {
+  const ipc::Name port = allocate(kA);
+  ASSERT_EQ(call(kA, 1, req::SetAttributes{port, 1}).status, Status::kSuccess);
+  handle(kA, 2, batch_to(port, 4, 20));
+  EXPECT_EQ(driver_.timer_count(), 1u);
+  io_.restart();
+  ASSERT_EQ(io_.run_one_for(std::chrono::seconds(10)), 1u);  // message 1's timer, only
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 2u);
+  EXPECT_EQ(got[0].statuses, (std::vector<Status>{Status::kSuccess, Status::kSendTimedOut,
+                                                  Status::kSendTimedOut, Status::kSendTimedOut}));
+  EXPECT_EQ(driver_.timer_count(), 0u);
+  EXPECT_EQ(driver_.batch_count(), 0u);
+  EXPECT_EQ(queued_charge(kA), 1u);  // message 0, still queued
+  EXPECT_EQ(core_.impl().counters().messages_refused, 3u);
+}
+
+// The batch's messages go one after another, as a thread would send them: a
+// message to another port waits behind the one that waits for room.
+TEST_F(DriverTest, ASendBatchMessageWaitsBehindTheOneBeforeIt) {
+  const ipc::Name full = allocate(kA);
+  const ipc::Name roomy = allocate(kA);
+  ASSERT_EQ(call(kA, 1, req::SetAttributes{full, 1}).status, Status::kSuccess);
+  req::SendBatch b = batch_to(full, 3, -1);
+  b.messages[2].remote = roomy;
+  handle(kA, 2, std::move(b));
+  EXPECT_TRUE(sink_.take(kA).empty());
+  EXPECT_EQ(call(kA, 3, receive_on(roomy, 0)).status, Status::kRcvTimedOut);
+  // Taking message 0 lets message 1 in, and message 2 follows at once.
+  handle(kA, 4, receive_on(full, 0));
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].msg_id, 0);
+  EXPECT_EQ(got[1].id, 2u);
+  EXPECT_EQ(got[1].statuses,
+            (std::vector<Status>{Status::kSuccess, Status::kSuccess, Status::kSuccess}));
+  EXPECT_EQ(call(kA, 5, receive_on(roomy, 0)).msg_id, 2);
+  EXPECT_EQ(call(kA, 6, receive_on(full, 0)).msg_id, 1);
+}
+
+// Held messages are charged as their sends will be: one that does not fit
+// the sender's quota is refused, as its send would have been.
+TEST(DriverLimits, HeldBatchMessagesAreChargedAndRefusedPastTheQuota) {
+  asio::io_context io;
+  ipc::Limits limits;
+  limits.per_task.queued_messages = 3;
+  ipc::Core core(limits);
+  RecordingSink sink;
+  Driver driver(io, core, sink);
+  ASSERT_EQ(driver.attach(1, {100, 1000, 1000}), Status::kSuccess);
+  uint64_t id = 1;
+  const auto handle = [&](RequestBody body) {
+    DecodedRequest r;
+    r.id = id++;
+    r.body = std::move(body);
+    driver.handle(1, std::move(r), {});
+  };
+  handle(req::Allocate{ipc::Right::kReceive});
+  const ipc::Name port = sink.take(1).at(0).name;
+  handle(req::SetAttributes{port, 1});
+  ASSERT_EQ(sink.take(1).at(0).status, Status::kSuccess);
+  handle(batch_to(port, 5, -1));  // request 3
+  EXPECT_TRUE(sink.take(1).empty());
+  const uint64_t* used = core.impl().find_task(1)->account->used.find(ipc::Limit::kQueuedMessages);
+  EXPECT_EQ(*used, 3u);  // message 0 queued, 1 waiting, 2 held
+  for (int32_t want = 0; want < 3; ++want) {
+    req::Receive rcv;
+    rcv.options.name = port;
+    rcv.options.timeout_ms = 0;
+    handle(rcv);
+    auto got = sink.take(1);
+    ASSERT_GE(got.size(), 1u);
+    EXPECT_EQ(got[0].msg_id, want);
+    if (want < 1) continue;
+    if (want == 1) {
+      ASSERT_EQ(got.size(), 2u);  // message 2 entered: the batch answers
+      EXPECT_EQ(got[1].id, 3u);
+      EXPECT_EQ(got[1].statuses,
+                (std::vector<Status>{Status::kSuccess, Status::kSuccess, Status::kSuccess,
+                                     Status::kSendNoBuffer, Status::kSendNoBuffer}));
+    }
+  }
+  EXPECT_EQ(*used, 0u);
+  EXPECT_EQ(core.impl().counters().messages_sent, 5u);
+  EXPECT_EQ(core.impl().counters().messages_refused, 2u);
+  EXPECT_EQ(core.impl().counters().messages_received, 3u);
 }
 
 }  // namespace
