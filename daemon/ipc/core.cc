@@ -78,8 +78,13 @@ Status Core::receive(TaskId task, const ReceiveOptions& options, WaitToken token
   PORTD_FORWARD(receive(task, options, token, out, needed_size, fx));
 }
 void Core::count_refused_send() { impl_->count_refused_send(); }
-bool Core::hold_charges(TaskId task, const SendCharge& c) { return impl_->hold_charges(task, c); }
-void Core::release_charges(TaskId task, const SendCharge& c) { impl_->release_charges(task, c); }
+void Core::hold_charges(TaskId task, std::span<const SendCharge> charges,
+                        std::vector<uint8_t>* held) {
+  impl_->hold_charges(task, charges, held);
+}
+void Core::release_charges(TaskId task, const SendCharge& total) {
+  impl_->release_charges(task, total);
+}
 void Core::count_dropped_sends(uint64_t n) { impl_->count_dropped_sends(n); }
 void Core::expire(WaitToken token, Effects& fx) { impl_->expire(token, fx); }
 void Core::cancel(WaitToken token, Effects& fx) { impl_->cancel(token, fx); }
@@ -159,20 +164,26 @@ void CoreImpl::account_unref(Account* a) {
   if (--u->refs == 0) uid_accounts_.erase(u->uid);
 }
 
-bool CoreImpl::hold_charges(TaskId task_id, const SendCharge& c) {
+void CoreImpl::hold_charges(TaskId task_id, std::span<const SendCharge> charges,
+                            std::vector<uint8_t>* held) {
+  held->assign(charges.size(), 0);
   Task* t = task(task_id);
-  if (t == nullptr) return false;
+  if (t == nullptr) return;
   Account* a = t->account;
-  if (!can_charge(a, Limit::kQueuedMessages, c.messages) ||
-      !can_charge(a, Limit::kQueuedBytes, c.bytes) ||
-      !can_charge(a, Limit::kOolBytes, c.ool_bytes) ||
-      !can_charge(a, Limit::kFdsInFlight, c.fds))
-    return false;
-  charge_force(a, Limit::kQueuedMessages, c.messages);
-  charge_force(a, Limit::kQueuedBytes, c.bytes);
-  charge_force(a, Limit::kOolBytes, c.ool_bytes);
-  charge_force(a, Limit::kFdsInFlight, c.fds);
-  return true;
+  for (size_t i = 0; i < charges.size(); ++i) {
+    const SendCharge& c = charges[i];
+    if (c.messages == 0) continue;  // nothing to hold (a refused message)
+    if (!can_charge(a, Limit::kQueuedMessages, c.messages) ||
+        !can_charge(a, Limit::kQueuedBytes, c.bytes) ||
+        !can_charge(a, Limit::kOolBytes, c.ool_bytes) ||
+        !can_charge(a, Limit::kFdsInFlight, c.fds))
+      continue;
+    charge_force(a, Limit::kQueuedMessages, c.messages);
+    charge_force(a, Limit::kQueuedBytes, c.bytes);
+    charge_force(a, Limit::kOolBytes, c.ool_bytes);
+    charge_force(a, Limit::kFdsInFlight, c.fds);
+    (*held)[i] = 1;
+  }
 }
 
 void CoreImpl::release_charges(TaskId task_id, const SendCharge& c) {

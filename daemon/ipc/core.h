@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <span>
 #include <vector>
 
 #include "daemon/ipc/limits.h"
@@ -191,10 +192,12 @@ class Core {
   // sends will charge them: queued messages and bytes, out-of-line bytes and
   // fds in flight. hold_charges() charges all of `c` or, if any of it would
   // pass a per-task or per-uid limit, nothing (last_refused_limit() says
-  // which); release_charges() gives a hold back, before its message is sent
-  // or dropped. False also for an unknown task.
-  bool hold_charges(TaskId task, const SendCharge& c);
-  void release_charges(TaskId task, const SendCharge& c);
+  // which). hold_charges() takes the messages in order, as their sends would
+  // come: held[i] says whether charges[i] was held (all false for an unknown
+  // task). release_charges() gives holds back (their sum), before their
+  // messages are sent or dropped.
+  void hold_charges(TaskId task, std::span<const SendCharge> charges, std::vector<uint8_t>* held);
+  void release_charges(TaskId task, const SendCharge& total);
   // `n` held messages the shell dropped unsent because their sender died:
   // counted as sent and destroyed (sender died), as a blocked send is.
   void count_dropped_sends(uint64_t n);

@@ -107,7 +107,7 @@ class CoreImpl {
     ++counters_.messages_refused;
   }
 
-  bool hold_charges(TaskId task, const SendCharge& c);
+  void hold_charges(TaskId task, std::span<const SendCharge> charges, std::vector<uint8_t>* held);
   void release_charges(TaskId task, const SendCharge& c);
   void count_dropped_sends(uint64_t n);
 

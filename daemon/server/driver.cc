@@ -265,29 +265,42 @@ ipc::SendCharge Driver::charge_of(const SendBatchState& batch, size_t i) {
 
 void Driver::hold_rest(SendBatchState& batch, size_t from) {
   const size_t n = batch.request.messages.size();
+  charges_.clear();
+  for (size_t k = from; k < n; ++k)
+    charges_.push_back(batch.request.refusals[k].status == Status::kSuccess ? charge_of(batch, k)
+                                                                            : ipc::SendCharge{});
+  core_.hold_charges(batch.task, charges_, &batch.held);
   batch.held_from = from;
-  batch.held.assign(n, 0);
   for (size_t k = from; k < n; ++k) {
     Refusal& refusal = batch.request.refusals[k];
-    if (refusal.status != Status::kSuccess) continue;
-    if (core_.hold_charges(batch.task, charge_of(batch, k))) {
-      batch.held[k] = 1;
-    } else {
-      // As its send would be, with the messages before it queued or waiting.
+    // Refused as its send would be, with the messages before it queued or
+    // waiting.
+    if (refusal.status == Status::kSuccess && !batch.held[k - from])
       refusal.status = Status::kSendNoBuffer;
-      refusal.limit = core_.last_refused_limit();
-    }
   }
 }
 
+void Driver::release_held(SendBatchState& batch) {
+  if (batch.held_from == SIZE_MAX) return;
+  ipc::SendCharge total;
+  for (size_t k = batch.held_from; k < batch.request.messages.size(); ++k) {
+    if (!batch.held[k - batch.held_from]) continue;
+    const ipc::SendCharge c = charge_of(batch, k);
+    total.messages += c.messages;
+    total.bytes += c.bytes;
+    total.ool_bytes += c.ool_bytes;
+    total.fds += c.fds;
+  }
+  core_.release_charges(batch.task, total);
+  batch.held_from = SIZE_MAX;
+  batch.held.clear();
+}
+
 void Driver::drop_rest(SendBatchState& batch, bool sender_died, Status status) {
+  release_held(batch);
   const size_t n = batch.request.messages.size();
   for (size_t i = batch.next; i < n; ++i) {
     const Status refused = batch.request.refusals[i].status;
-    if (i >= batch.held_from && batch.held[i]) {
-      core_.release_charges(batch.task, charge_of(batch, i));
-      batch.held[i] = 0;
-    }
     if (refused != Status::kSuccess) {
       core_.count_refused_send();
       batch.statuses[i] = refused;
@@ -306,6 +319,9 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
     drop_rest(batch, false, Status::kSendInterrupted);
     return true;
   }
+  // The held messages' sends charge them now: every one fits what the
+  // holds gave back (a message that waits again holds those after it again).
+  release_held(batch);
   req::SendBatch& r = batch.request;
   const size_t n = r.messages.size();
   std::vector<proto::UniqueFd> mine;
@@ -316,10 +332,6 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
     // This message's fds, in frame order (the codec checked the total).
     mine.clear();
     for (size_t k = 0; k < r.fd_counts[i]; ++k) mine.push_back(std::move(batch.fds[batch.next_fd++]));
-    if (i >= batch.held_from && batch.held[i]) {
-      core_.release_charges(batch.task, charge_of(batch, i));  // its send charges it
-      batch.held[i] = 0;
-    }
     if (r.refusals[i].status != Status::kSuccess) {
       core_.count_refused_send();
       batch.statuses[i] = r.refusals[i].status;
@@ -350,7 +362,7 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
       park(token, batch.task, batch.request_id, ParkedKind::kBatchSend, options.timeout_ms,
            nullptr, static_cast<uint32_t>(i), batch_token);
       batch.waiting = token;
-      if (batch.held_from == SIZE_MAX) hold_rest(batch, i + 1);
+      hold_rest(batch, i + 1);
       return false;
     }
     if (!ok(s) && s != Status::kSendWillNotify) release_ool(message);  // nothing was consumed

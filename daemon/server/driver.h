@@ -134,7 +134,7 @@ class Driver {
     size_t next = 0;              // the next message to send
     size_t next_fd = 0;           // its first fd
     size_t held_from = SIZE_MAX;  // messages from here on are held (charged)...
-    std::vector<uint8_t> held;    // ...those with held[i] set (the others refused)
+    std::vector<uint8_t> held;    // ...those with held[i - held_from] set
     ipc::WaitToken waiting = 0;   // the message that waits for room
     bool interrupted = false;     // cancelled: the rest are not sent
     bool has_deadline = false;    // a timeout: no message waits past the deadline
@@ -166,9 +166,11 @@ class Driver {
   // it is parked under `batch_token`) or every message has its outcome
   // (true).
   bool run_batch(ipc::WaitToken batch_token, SendBatchState& batch);
-  // Holds (charges) the messages after `from` that are not refused; one
+  // Holds (charges) the messages from `from` on that are not refused; one
   // that does not fit a limit is refused as its send would be.
   void hold_rest(SendBatchState& batch, size_t from);
+  // Gives every hold of the batch back.
+  void release_held(SendBatchState& batch);
   // What message i's send will charge.
   static ipc::SendCharge charge_of(const SendBatchState& batch, size_t i);
   // The batch ends unsent from `next` on: each held message is released,
@@ -235,6 +237,7 @@ class Driver {
     ipc::Limit limit = ipc::Limit::kNone;
   };
   std::vector<Taken> taken_;
+  std::vector<ipc::SendCharge> charges_;  // hold_rest's (reused)
   std::deque<ipc::Completion> pending_;
   // Set while the driver is being destroyed: timer handlers must not run.
   std::shared_ptr<bool> alive_;
