@@ -52,6 +52,10 @@ struct SendOptions {
   // The sending thread as the client identifies it: one cached message per
   // (task, thread) may be pending.
   uint64_t thread = 0;
+  // The shell charged this message's queued-message, byte, out-of-line and
+  // fd charges to the sender already (hold_charges): a send that takes the
+  // message adopts them; one that fails leaves them with the shell.
+  bool prepaid = false;
 };
 
 // What one message's send charges its sender (Core::hold_charges).
@@ -194,8 +198,9 @@ class Core {
   // pass a per-task or per-uid limit, nothing (last_refused_limit() says
   // which). hold_charges() takes the messages in order, as their sends would
   // come: held[i] says whether charges[i] was held (all false for an unknown
-  // task). release_charges() gives holds back (their sum), before their
-  // messages are sent or dropped.
+  // task). A send with SendOptions::prepaid adopts its message's hold;
+  // release_charges() gives back holds (their sum) whose messages are
+  // dropped or refused.
   void hold_charges(TaskId task, std::span<const SendCharge> charges, std::vector<uint8_t>* held);
   void release_charges(TaskId task, const SendCharge& total);
   // `n` held messages the shell dropped unsent because their sender died:

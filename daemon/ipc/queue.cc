@@ -655,10 +655,11 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   // Cache-on-full makes one more send-once right, for the message-accepted
   // notification, charged to this task like the others.
   if (o.cache) ++send_once_made;
-  if (!can_charge(acct, Limit::kQueuedMessages, 1) ||
-      !can_charge(acct, Limit::kQueuedBytes, in.body.size()) ||
-      !can_charge(acct, Limit::kOolBytes, ool_bytes) ||
-      !can_charge(acct, Limit::kFdsInFlight, fds) ||
+  // (A prepaid message's queue charges are held for it already.)
+  if ((!o.prepaid && (!can_charge(acct, Limit::kQueuedMessages, 1) ||
+                      !can_charge(acct, Limit::kQueuedBytes, in.body.size()) ||
+                      !can_charge(acct, Limit::kOolBytes, ool_bytes) ||
+                      !can_charge(acct, Limit::kFdsInFlight, fds))) ||
       !can_charge(acct, Limit::kSendOnceRights, send_once_made) ||
       (park_now && !can_charge(acct, Limit::kParkedRequests, 1)))
     return refused(Status::kSendNoBuffer);
@@ -703,10 +704,12 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   m->charged_bytes = m->body.size();
   m->charged_ool = ool_bytes;
   m->charged_fds = fds;
-  charge_force(acct, Limit::kQueuedMessages, 1);
-  charge_force(acct, Limit::kQueuedBytes, m->charged_bytes);
-  charge_force(acct, Limit::kOolBytes, ool_bytes);
-  charge_force(acct, Limit::kFdsInFlight, fds);
+  if (!o.prepaid) {
+    charge_force(acct, Limit::kQueuedMessages, 1);
+    charge_force(acct, Limit::kQueuedBytes, m->charged_bytes);
+    charge_force(acct, Limit::kOolBytes, ool_bytes);
+    charge_force(acct, Limit::kFdsInFlight, fds);
+  }
   ++counters_.messages_in_flight;
 
   if (room) {

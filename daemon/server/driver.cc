@@ -283,7 +283,7 @@ void Driver::hold_rest(SendBatchState& batch, size_t from) {
 void Driver::release_held(SendBatchState& batch) {
   if (batch.held_from == SIZE_MAX) return;
   ipc::SendCharge total;
-  for (size_t k = batch.held_from; k < batch.request.messages.size(); ++k) {
+  for (size_t k = std::max(batch.held_from, batch.next); k < batch.request.messages.size(); ++k) {
     if (!batch.held[k - batch.held_from]) continue;
     const ipc::SendCharge c = charge_of(batch, k);
     total.messages += c.messages;
@@ -319,9 +319,6 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
     drop_rest(batch, false, Status::kSendInterrupted);
     return true;
   }
-  // The held messages' sends charge them now: every one fits what the
-  // holds gave back (a message that waits again holds those after it again).
-  release_held(batch);
   req::SendBatch& r = batch.request;
   const size_t n = r.messages.size();
   std::vector<proto::UniqueFd> mine;
@@ -337,15 +334,20 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
       batch.statuses[i] = r.refusals[i].status;
       continue;  // its fds close
     }
+    // A held message's send adopts its hold; a refused one gives it back.
+    const bool held = i >= batch.held_from && batch.held[i - batch.held_from];
+    if (held) batch.held[i - batch.held_from] = 0;
     ipc::MessageIn& message = r.messages[i];
     if (Status s = attach_ool(message, mine, &why); !ok(s)) {
       spdlog::debug("task {}: request {} message {} refused: {} ({})", batch.task,
                     batch.request_id, i, why, status_name(s));
+      if (held) core_.release_charges(batch.task, charge_of(batch, i));
       core_.count_refused_send();
       batch.statuses[i] = s;
       continue;
     }
     ipc::SendOptions options = r.options;
+    options.prepaid = held;
     if (batch.has_deadline) {
       // What is left of the batch's timeout (at least 1 ms while any is).
       const auto left = batch.deadline - std::chrono::steady_clock::now();
@@ -362,10 +364,13 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
       park(token, batch.task, batch.request_id, ParkedKind::kBatchSend, options.timeout_ms,
            nullptr, static_cast<uint32_t>(i), batch_token);
       batch.waiting = token;
-      hold_rest(batch, i + 1);
+      if (batch.held_from == SIZE_MAX) hold_rest(batch, i + 1);
       return false;
     }
-    if (!ok(s) && s != Status::kSendWillNotify) release_ool(message);  // nothing was consumed
+    if (!ok(s) && s != Status::kSendWillNotify) {
+      release_ool(message);  // nothing was consumed
+      if (held) core_.release_charges(batch.task, charge_of(batch, i));
+    }
   }
   return true;
 }

@@ -169,7 +169,7 @@ class Driver {
   // Holds (charges) the messages from `from` on that are not refused; one
   // that does not fit a limit is refused as its send would be.
   void hold_rest(SendBatchState& batch, size_t from);
-  // Gives every hold of the batch back.
+  // Gives back the holds of the messages not sent yet.
   void release_held(SendBatchState& batch);
   // What message i's send will charge.
   static ipc::SendCharge charge_of(const SendBatchState& batch, size_t i);

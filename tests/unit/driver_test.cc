@@ -792,6 +792,30 @@ TEST_F(DriverTest, ASendBatchMessageWaitsBehindTheOneBeforeIt) {
   EXPECT_EQ(call(kA, 6, receive_on(full, 0)).msg_id, 1);
 }
 
+// A held message the core refuses when its turn comes gives its hold back.
+TEST_F(DriverTest, AHeldBatchMessageRefusedWhenItsTurnComesGivesItsChargeBack) {
+  const ipc::Name port = allocate(kA);
+  ASSERT_EQ(call(kA, 1, req::SetAttributes{port, 1}).status, Status::kSuccess);
+  req::SendBatch b = batch_to(port, 4, -1);
+  b.messages[2].remote = port + 0x100;  // no such name
+  handle(kA, 2, std::move(b));
+  EXPECT_EQ(queued_charge(kA), 4u);  // 0 queued, 1 waiting, 2 and 3 held
+  handle(kA, 3, receive_on(port, 0));  // 1 enters; 2 is refused; 3 waits
+  auto got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].msg_id, 0);
+  EXPECT_EQ(queued_charge(kA), 2u);
+  handle(kA, 4, receive_on(port, 0));  // 3 enters: the batch answers
+  got = sink_.take(kA);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].msg_id, 1);
+  EXPECT_EQ(got[1].id, 2u);
+  EXPECT_EQ(got[1].statuses, (std::vector<Status>{Status::kSuccess, Status::kSuccess,
+                                                  Status::kSendInvalidDest, Status::kSuccess}));
+  EXPECT_EQ(call(kA, 5, receive_on(port, 0)).msg_id, 3);
+  EXPECT_EQ(queued_charge(kA), 0u);
+}
+
 // Held messages are charged as their sends will be: one that does not fit
 // the sender's quota is refused, as its send would have been.
 TEST(DriverLimits, HeldBatchMessagesAreChargedAndRefusedPastTheQuota) {
