@@ -175,8 +175,7 @@ void CoreImpl::hold_charges(TaskId task_id, std::span<const SendCharge> charges,
     if (c.messages == 0) continue;  // nothing to hold (a refused message)
     if (!can_charge(a, Limit::kQueuedMessages, c.messages) ||
         !can_charge(a, Limit::kQueuedBytes, c.bytes) ||
-        !can_charge(a, Limit::kOolBytes, c.ool_bytes) ||
-        !can_charge(a, Limit::kFdsInFlight, c.fds))
+        !can_charge(a, Limit::kOolBytes, c.ool_bytes) || !can_charge(a, Limit::kFdsInFlight, c.fds))
       continue;
     charge_force(a, Limit::kQueuedMessages, c.messages);
     charge_force(a, Limit::kQueuedBytes, c.bytes);

@@ -1,5 +1,7 @@
 #include "daemon/server/codec.h"
 
+#include "daemon/server/body_pool.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -132,6 +134,7 @@ Refusal decode_message(wire::OutMessage::Reader in, const ipc::Limits& limits,
   m.id = in.getId();
   if (Refusal r = decode_descriptors(in.getDescriptors(), limits, &m.descriptors); refused(r))
     return r;
+  if (body.size() <= BodyPool::kMaxCapacity) m.body = BodyPool::take();
   m.body.assign(body.begin(), body.end());
   *out = std::move(m);
   return kAccepted;

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <type_traits>
 
+#include "daemon/server/body_pool.h"
+
 namespace portd::server {
 
 namespace {
@@ -328,7 +330,8 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
     const size_t i = batch.next++;
     // This message's fds, in frame order (the codec checked the total).
     mine.clear();
-    for (size_t k = 0; k < r.fd_counts[i]; ++k) mine.push_back(std::move(batch.fds[batch.next_fd++]));
+    for (size_t k = 0; k < r.fd_counts[i]; ++k)
+      mine.push_back(std::move(batch.fds[batch.next_fd++]));
     if (r.refusals[i].status != Status::kSuccess) {
       core_.count_refused_send();
       batch.statuses[i] = r.refusals[i].status;
@@ -339,8 +342,8 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
     if (held) batch.held[i - batch.held_from] = 0;
     ipc::MessageIn& message = r.messages[i];
     if (Status s = attach_ool(message, mine, &why); !ok(s)) {
-      spdlog::debug("task {}: request {} message {} refused: {} ({})", batch.task,
-                    batch.request_id, i, why, status_name(s));
+      spdlog::debug("task {}: request {} message {} refused: {} ({})", batch.task, batch.request_id,
+                    i, why, status_name(s));
       if (held) core_.release_charges(batch.task, charge_of(batch, i));
       core_.count_refused_send();
       batch.statuses[i] = s;
@@ -352,17 +355,15 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
       // What is left of the batch's timeout (at least 1 ms while any is).
       const auto left = batch.deadline - std::chrono::steady_clock::now();
       options.timeout_ms =
-          left.count() > 0
-              ? std::chrono::ceil<std::chrono::milliseconds>(left).count()
-              : 0;
+          left.count() > 0 ? std::chrono::ceil<std::chrono::milliseconds>(left).count() : 0;
     }
     const ipc::WaitToken token = next_token_++;
     const Status s = core_.send(batch.task, message, options, token, fx);
     absorb(fx);
     batch.statuses[i] = s;
     if (s == Status::kSendInProgress) {
-      park(token, batch.task, batch.request_id, ParkedKind::kBatchSend, options.timeout_ms,
-           nullptr, static_cast<uint32_t>(i), batch_token);
+      park(token, batch.task, batch.request_id, ParkedKind::kBatchSend, options.timeout_ms, nullptr,
+           static_cast<uint32_t>(i), batch_token);
       batch.waiting = token;
       if (batch.held_from == SIZE_MAX) hold_rest(batch, i + 1);
       return false;
@@ -483,6 +484,7 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
     encode_message(t.message, b.initMessage());
   }
   sink_.post_reply(task, *message, std::move(reply_fds));
+  for (Taken& t : taken_) BodyPool::give(std::move(t.message.body));
   taken_.clear();
 }
 
@@ -789,6 +791,7 @@ void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, 
   } else {
     encode_message(out, reply.initMessage());
     sink_.post_reply(task, *message, std::move(fds));
+    BodyPool::give(std::move(out.body));
   }
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "daemon/ipc/core_impl.h"
+#include "daemon/server/body_pool.h"
 
 namespace portd::server {
 namespace {
@@ -193,6 +194,17 @@ TEST_F(DriverTest, CompletionIsRoutedToTheParkedRequest) {
   EXPECT_EQ(got[1].body, "routed");
   EXPECT_EQ(got[1].local, port);
   EXPECT_EQ(driver_.parked_count(), 0u);
+}
+
+// A received body's buffer goes back to the pool the codec decodes into.
+TEST_F(DriverTest, AReceivedBodysBufferIsKeptForTheNextDecode) {
+  const ipc::Name port = allocate(kA);
+  while (BodyPool::spare() != 0) (void)BodyPool::take();
+  ASSERT_EQ(call(kA, 10, text_to(port, "recycled")).status, Status::kSuccess);
+  EXPECT_EQ(BodyPool::spare(), 0u);
+  EXPECT_EQ(call(kA, 11, receive_on(port, 0)).body, "recycled");
+  EXPECT_EQ(BodyPool::spare(), 1u);
+  (void)BodyPool::take();
 }
 
 TEST_F(DriverTest, TimerExpiresAParkedReceive) {
@@ -799,7 +811,7 @@ TEST_F(DriverTest, AHeldBatchMessageRefusedWhenItsTurnComesGivesItsChargeBack) {
   req::SendBatch b = batch_to(port, 4, -1);
   b.messages[2].remote = port + 0x100;  // no such name
   handle(kA, 2, std::move(b));
-  EXPECT_EQ(queued_charge(kA), 4u);  // 0 queued, 1 waiting, 2 and 3 held
+  EXPECT_EQ(queued_charge(kA), 4u);    // 0 queued, 1 waiting, 2 and 3 held
   handle(kA, 3, receive_on(port, 0));  // 1 enters; 2 is refused; 3 waits
   auto got = sink_.take(kA);
   ASSERT_EQ(got.size(), 1u);
