@@ -443,15 +443,19 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
   rest.large = true;  // a message too large for the buffer stays queued
   ipc::Effects fx;
   while (taken_.size() < max && fds == 0 && bytes + worst <= frame) {
-    ipc::MessageOut out;
+    // Received in place: a message is not moved once more.
+    Taken& next = taken_.emplace_back();
     uint32_t needed = 0;
-    const Status s = core_.receive(task, rest, next_token_++, &out, &needed, fx);
-    const ipc::Limit l = refused_limit(s);
+    const Status s = core_.receive(task, rest, next_token_++, &next.message, &needed, fx);
     absorb(fx);
-    if (!carries_message(s)) break;  // nothing more queued, or too large
-    bytes += encoded_bound(out);
-    fds += count_fds(out);
-    taken_.push_back(Taken{std::move(out), s, l});
+    if (!carries_message(s)) {  // nothing more queued, or too large
+      taken_.pop_back();
+      break;
+    }
+    next.status = s;
+    next.limit = refused_limit(s);
+    bytes += encoded_bound(next.message);
+    fds += count_fds(next.message);
   }
 
   // The OOL fds leave the table and travel with the reply, message after

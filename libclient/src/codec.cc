@@ -26,8 +26,8 @@ ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>
   m.local_type = static_cast<RightType>(in.getLocalType());
   m.id = in.getId();
   auto body = in.getBody();
-  m.body.resize(body.size());
-  if (body.size() != 0) std::memcpy(m.body.data(), body.begin(), body.size());
+  const auto* bytes = reinterpret_cast<const std::byte*>(body.begin());
+  m.body.assign(bytes, bytes + body.size());
   auto descriptors = in.getDescriptors();
   m.descriptors.reserve(descriptors.size());
   size_t& next_fd = *next_fd_io;
