@@ -491,21 +491,32 @@ TEST_F(DriverTest, LookUpParksUntilCheckIn) {
   EXPECT_NE(got[0].name, 0u);
 }
 
-// A refusal by a core quota names the limit in the reply.
-TEST(DriverLimits, CoreRefusalNamesTheLimit) {
-  asio::io_context io;
-  ipc::Limits limits;
-  limits.per_task.ports = 2;
-  ipc::Core core(limits);
-  RecordingSink sink;
-  Driver driver(io, core, sink);
-  ASSERT_EQ(driver.attach(1, {100, 1000, 1000}), Status::kSuccess);
-  for (uint64_t id = 1; id <= 3; ++id) {
+// A driver over a core with the given limits, and one attached task (1)
+// whose requests are numbered from 1.
+struct LimitedDriver {
+  explicit LimitedDriver(const ipc::Limits& limits) : core(limits), driver(io, core, sink) {
+    EXPECT_EQ(driver.attach(1, {100, 1000, 1000}), Status::kSuccess);
+  }
+  void handle(RequestBody body) {
     DecodedRequest r;
-    r.id = id;
-    r.body = req::Allocate{ipc::Right::kReceive};
+    r.id = next_id++;
+    r.body = std::move(body);
     driver.handle(1, std::move(r), {});
   }
+  asio::io_context io;
+  ipc::Core core;
+  RecordingSink sink;
+  Driver driver;
+  uint64_t next_id = 1;
+};
+
+// A refusal by a core quota names the limit in the reply.
+TEST(DriverLimits, CoreRefusalNamesTheLimit) {
+  ipc::Limits limits;
+  limits.per_task.ports = 2;
+  LimitedDriver d(limits);
+  for (int i = 0; i < 3; ++i) d.handle(req::Allocate{ipc::Right::kReceive});
+  RecordingSink& sink = d.sink;
   auto got = sink.take(1);
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].status, Status::kSuccess);
@@ -831,20 +842,12 @@ TEST_F(DriverTest, AHeldBatchMessageRefusedWhenItsTurnComesGivesItsChargeBack) {
 // Held messages are charged as their sends will be: one that does not fit
 // the sender's quota is refused, as its send would have been.
 TEST(DriverLimits, HeldBatchMessagesAreChargedAndRefusedPastTheQuota) {
-  asio::io_context io;
   ipc::Limits limits;
   limits.per_task.queued_messages = 3;
-  ipc::Core core(limits);
-  RecordingSink sink;
-  Driver driver(io, core, sink);
-  ASSERT_EQ(driver.attach(1, {100, 1000, 1000}), Status::kSuccess);
-  uint64_t id = 1;
-  const auto handle = [&](RequestBody body) {
-    DecodedRequest r;
-    r.id = id++;
-    r.body = std::move(body);
-    driver.handle(1, std::move(r), {});
-  };
+  LimitedDriver d(limits);
+  RecordingSink& sink = d.sink;
+  ipc::Core& core = d.core;
+  const auto handle = [&](RequestBody body) { d.handle(std::move(body)); };
   handle(req::Allocate{ipc::Right::kReceive});
   const ipc::Name port = sink.take(1).at(0).name;
   handle(req::SetAttributes{port, 1});
