@@ -9,7 +9,8 @@
 //    right to an inbox of their own, get a setup message, then do random
 //    things until killed: send to a port of the test's (blocking when it is
 //    full, with large inline bodies and out-of-line regions: fds in flight,
-//    frames half written), use the send-once rights they were given, keep
+//    frames half written; alone or in a batch, whose messages behind the
+//    waiting one are held charged), use the send-once rights they were given, keep
 //    messages (and the rights in them) queued on their inbox or received,
 //    arm port-destroyed requests, wait for a name that never comes, or
 //    block in receive. So each is killed in one of those states, or before
@@ -94,11 +95,19 @@ int libportd_child(const std::string& socket, const std::string& service, uint64
     switch (pick(7)) {
       case 0:
       case 1: {  // to Y: blocks once Y's one slot is taken
-        OutgoingMessage m;
-        m.set_remote(to_y).set_id(kToTest).set_local(*inbox, Disposition::kMakeSendOnce);
-        m.set_body(std::string(pick(4) == 0 ? 100000 + pick(400000) : pick(512), 'c'));
-        if (pick(2) == 0) m.add_ool_copy(bytes_of(std::string(1 + pick(200000), 'r')));
-        (void)t->send(m);
+        // Now and then a batch: its first message to find Y full waits and
+        // holds the rest (with their regions) back, charged, until killed.
+        const size_t n = pick(3) == 0 ? 2 + pick(5) : 1;
+        std::vector<OutgoingMessage> batch(n);
+        for (OutgoingMessage& m : batch) {
+          m.set_remote(to_y).set_id(kToTest).set_local(*inbox, Disposition::kMakeSendOnce);
+          m.set_body(std::string(pick(4) == 0 ? 100000 + pick(400000) : pick(512), 'c'));
+          if (pick(2) == 0) m.add_ool_copy(bytes_of(std::string(1 + pick(200000), 'r')));
+        }
+        if (n == 1)
+          (void)t->send(batch[0]);
+        else
+          (void)t->send_batch(batch);
         break;
       }
       case 2:  // a send-once right used up
