@@ -140,8 +140,8 @@ class SmokeReport {
       const Json& s = scenario(name);
       const uint64_t messages = s["params"]["messages"];
       const uint64_t single = s["params"]["messages_single"];
-      for (const char* label : {"portd", "portd_pipelined", "portd_unbatched", "raw_relay_naive",
-                                "raw_relay_batched"}) {
+      for (const char* label : {"portd", "portd_drain", "portd_pipelined", "portd_unbatched",
+                                "raw_relay_naive", "raw_relay_batched"}) {
         const Json& x = series(s, label);
         SCOPED_TRACE(x.dump());
         const uint64_t want = std::string(label) == "portd_unbatched" ? single : messages;

@@ -157,7 +157,7 @@ Json oneway_scenario(const std::string& socket, const Plan& plan, size_t senders
   const size_t per_sender_single = std::max<size_t>(1, plan.oneway_single_total / senders);
   // Rounds alternate; each series keeps its best round (the machine is
   // shared: the best round is the least disturbed one).
-  Json best_portd, best_pipelined, best_single, best_naive, best_batched;
+  Json best_portd, best_drain, best_pipelined, best_single, best_naive, best_batched;
   Json error;
   const auto keep = [&](Json& best, Json r) {
     if (r.contains("error")) {
@@ -177,6 +177,8 @@ Json oneway_scenario(const std::string& socket, const Plan& plan, size_t senders
     keep(best_naive, raw::relay_throughput(senders, per_sender, size, false));
     keep(best_pipelined, runs::oneway(socket, senders, per_sender, size, set, plan.batch, true));
     keep(best_single, runs::oneway(socket, senders, per_sender_single, size, set, 1));
+    keep(best_drain, runs::oneway(socket, senders, per_sender, size, set, plan.batch, false,
+                                  portd::kQueueLimitMax));
   }
   const std::string name = std::string(set ? "oneway_set_s" : "oneway_s") + std::to_string(senders);
   Json j{{"name", name},
@@ -188,6 +190,7 @@ Json oneway_scenario(const std::string& socket, const Plan& plan, size_t senders
            {"senders", senders},
            {"port_set", set},
            {"batch", plan.batch},
+           {"drain_batch", portd::kQueueLimitMax},
            {"messages", per_sender * senders},
            {"messages_single", per_sender_single * senders},
            {"rounds", rounds}}}};
@@ -199,13 +202,15 @@ Json oneway_scenario(const std::string& socket, const Plan& plan, size_t senders
   Json portd = throughput_series("portd", best_portd);
   Json pipelined = throughput_series("portd_pipelined", best_pipelined);
   Json single = throughput_series("portd_unbatched", best_single);
+  Json drain = throughput_series("portd_drain", best_drain);
   Json naive = throughput_series("raw_relay_naive", best_naive);
   Json batched = throughput_series("raw_relay_batched", best_batched);
-  j["series"] = Json::array({portd, pipelined, single, naive, batched});
+  j["series"] = Json::array({portd, drain, pipelined, single, naive, batched});
   const double rate = portd["rate"];
   j["ratios"] = {{"portd/raw_relay_naive", ratio(rate, naive["rate"])},
                  {"portd/raw_relay_batched", ratio(rate, batched["rate"])},
                  {"portd/portd_pipelined", ratio(rate, pipelined["rate"])},
+                 {"portd_drain/portd", ratio(drain["rate"], rate)},
                  {"portd_pipelined/raw_relay_naive", ratio(pipelined["rate"], naive["rate"])},
                  {"portd_unbatched/raw_relay_naive", ratio(single["rate"], naive["rate"])}};
   if (senders == 4 && !set) j["target"] = target("portd messages per second", rate, ">=", 1e6);

@@ -126,7 +126,8 @@ Json rpc(const std::string& socket, size_t size, size_t iters) {
 // One-way throughput
 
 Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t size,
-            bool port_set, size_t batch, bool pipelined) {
+            bool port_set, size_t batch, bool pipelined, size_t receive_max) {
+  const size_t per_receive = receive_max != 0 ? receive_max : batch;
   const uint32_t version = pipelined ? 1 : 0;
   reset_shared();
   const std::string service = service_name("oneway");
@@ -173,8 +174,8 @@ Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t
     gate_wait();
     const uint64_t t0 = now_ns();
     while (received < total) {
-      if (batch > 1) {
-        auto got = task->receive_batch(receive_name, std::min(batch, total - received));
+      if (per_receive > 1) {
+        auto got = task->receive_batch(receive_name, std::min(per_receive, total - received));
         if (!got) return Json{{"error", error_text("receive_batch", got.status())}};
         for (const auto& m : *got) take(m);
       } else {

@@ -21,10 +21,12 @@ Json rpc(const std::string& socket, size_t size, size_t iters);
 // one port set) of a receiver; `batch` requests in flight per call
 // (Task::send_batch, Task::receive_batch; 1: send and receive). With
 // `pipelined`, the tasks speak protocol version 1, so that a batch is n
-// pipelined send or receive requests rather than one batch request.
+// pipelined send or receive requests rather than one batch request. With
+// `receive_max` (not 0) the receiver takes up to that many per call instead
+// of `batch` (a receiver that drains what is queued).
 // {"messages", "sent", "received", "bytes_checked", "order_ok", "seconds"}.
 Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t size,
-            bool port_set, size_t batch, bool pipelined = false);
+            bool port_set, size_t batch, bool pipelined = false, size_t receive_max = 0);
 
 // Out-of-line transfer in `mode` ("copy", "move" or "volatile") of `size`
 // bytes, `transfers` times; the receiver reads every page before the time is
