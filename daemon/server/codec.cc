@@ -1,10 +1,9 @@
 #include "daemon/server/codec.h"
 
-#include "daemon/server/body_pool.h"
-
 #include <algorithm>
 #include <cstring>
 
+#include "daemon/server/body_pool.h"
 #include "portd/proto/frame.h"
 
 namespace portd::server {
