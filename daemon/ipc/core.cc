@@ -173,14 +173,8 @@ void CoreImpl::hold_charges(TaskId task_id, std::span<const SendCharge> charges,
   for (size_t i = 0; i < charges.size(); ++i) {
     const SendCharge& c = charges[i];
     if (c.messages == 0) continue;  // nothing to hold (a refused message)
-    if (!can_charge(a, Limit::kQueuedMessages, c.messages) ||
-        !can_charge(a, Limit::kQueuedBytes, c.bytes) ||
-        !can_charge(a, Limit::kOolBytes, c.ool_bytes) || !can_charge(a, Limit::kFdsInFlight, c.fds))
-      continue;
-    charge_force(a, Limit::kQueuedMessages, c.messages);
-    charge_force(a, Limit::kQueuedBytes, c.bytes);
-    charge_force(a, Limit::kOolBytes, c.ool_bytes);
-    charge_force(a, Limit::kFdsInFlight, c.fds);
+    if (!can_charge(a, c)) continue;
+    charge_force(a, c);
     (*held)[i] = 1;
   }
 }
@@ -188,11 +182,7 @@ void CoreImpl::hold_charges(TaskId task_id, std::span<const SendCharge> charges,
 void CoreImpl::release_charges(TaskId task_id, const SendCharge& c) {
   Task* t = task(task_id);
   if (t == nullptr) return;
-  Account* a = t->account;
-  uncharge(a, Limit::kQueuedMessages, c.messages);
-  uncharge(a, Limit::kQueuedBytes, c.bytes);
-  uncharge(a, Limit::kOolBytes, c.ool_bytes);
-  uncharge(a, Limit::kFdsInFlight, c.fds);
+  uncharge(t->account, c);
 }
 
 void CoreImpl::count_dropped_sends(uint64_t n) {
@@ -227,6 +217,26 @@ void CoreImpl::charge_force(Account* a, Limit what, uint64_t n) {
   if (a == nullptr || n == 0) return;
   *a->used.find(what) += n;
   *a->uid_account->used.find(what) += n;
+}
+
+bool CoreImpl::can_charge(const Account* a, const SendCharge& c) {
+  return can_charge(a, Limit::kQueuedMessages, c.messages) &&
+         can_charge(a, Limit::kQueuedBytes, c.bytes) &&
+         can_charge(a, Limit::kOolBytes, c.ool_bytes) && can_charge(a, Limit::kFdsInFlight, c.fds);
+}
+
+void CoreImpl::charge_force(Account* a, const SendCharge& c) {
+  charge_force(a, Limit::kQueuedMessages, c.messages);
+  charge_force(a, Limit::kQueuedBytes, c.bytes);
+  charge_force(a, Limit::kOolBytes, c.ool_bytes);
+  charge_force(a, Limit::kFdsInFlight, c.fds);
+}
+
+void CoreImpl::uncharge(Account* a, const SendCharge& c) {
+  uncharge(a, Limit::kQueuedMessages, c.messages);
+  uncharge(a, Limit::kQueuedBytes, c.bytes);
+  uncharge(a, Limit::kOolBytes, c.ool_bytes);
+  uncharge(a, Limit::kFdsInFlight, c.fds);
 }
 
 void CoreImpl::uncharge(Account* a, Limit what, uint64_t n) {

@@ -64,6 +64,14 @@ struct SendCharge {
   uint64_t bytes = 0;
   uint64_t ool_bytes = 0;
   uint64_t fds = 0;
+
+  SendCharge& operator+=(const SendCharge& o) {
+    messages += o.messages;
+    bytes += o.bytes;
+    ool_bytes += o.ool_bytes;
+    fds += o.fds;
+    return *this;
+  }
 };
 
 struct ReceiveOptions {

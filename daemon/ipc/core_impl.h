@@ -175,6 +175,11 @@ class CoreImpl {
   // Charges past the limit: for rights the daemon makes on a task's behalf.
   void charge_force(Account* a, Limit what, uint64_t n);
   void uncharge(Account* a, Limit what, uint64_t n);
+  // The same for a message's queue charges (messages, bytes, OOL bytes,
+  // fds), all or nothing.
+  bool can_charge(const Account* a, const SendCharge& c);
+  void charge_force(Account* a, const SendCharge& c);
+  void uncharge(Account* a, const SendCharge& c);
   bool refuse(Limit what);  // sets last_limit_, returns false
   // While one lives, charge() always succeeds (charging past the limit):
   // for rights handed back to the task they were taken from.

@@ -55,10 +55,7 @@ void CoreImpl::free_message(Message* m) {
 
 void CoreImpl::uncharge_message(Message* m) {
   if (m->charged == nullptr) return;
-  uncharge(m->charged, Limit::kQueuedMessages, 1);
-  uncharge(m->charged, Limit::kQueuedBytes, m->charged_bytes);
-  uncharge(m->charged, Limit::kOolBytes, m->charged_ool);
-  uncharge(m->charged, Limit::kFdsInFlight, m->charged_fds);
+  uncharge(m->charged, SendCharge{1, m->charged_bytes, m->charged_ool, m->charged_fds});
   account_unref(m->charged);
   m->charged = nullptr;
 }
@@ -656,10 +653,8 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   // notification, charged to this task like the others.
   if (o.cache) ++send_once_made;
   // (A prepaid message's queue charges are held for it already.)
-  if ((!o.prepaid && (!can_charge(acct, Limit::kQueuedMessages, 1) ||
-                      !can_charge(acct, Limit::kQueuedBytes, in.body.size()) ||
-                      !can_charge(acct, Limit::kOolBytes, ool_bytes) ||
-                      !can_charge(acct, Limit::kFdsInFlight, fds))) ||
+  const SendCharge queue_charge{1, in.body.size(), ool_bytes, fds};
+  if ((!o.prepaid && !can_charge(acct, queue_charge)) ||
       !can_charge(acct, Limit::kSendOnceRights, send_once_made) ||
       (park_now && !can_charge(acct, Limit::kParkedRequests, 1)))
     return refused(Status::kSendNoBuffer);
@@ -704,12 +699,7 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   m->charged_bytes = m->body.size();
   m->charged_ool = ool_bytes;
   m->charged_fds = fds;
-  if (!o.prepaid) {
-    charge_force(acct, Limit::kQueuedMessages, 1);
-    charge_force(acct, Limit::kQueuedBytes, m->charged_bytes);
-    charge_force(acct, Limit::kOolBytes, ool_bytes);
-    charge_force(acct, Limit::kFdsInFlight, fds);
-  }
+  if (!o.prepaid) charge_force(acct, queue_charge);
   ++counters_.messages_in_flight;
 
   if (room) {

@@ -285,14 +285,10 @@ void Driver::hold_rest(SendBatchState& batch, size_t from) {
 void Driver::release_held(SendBatchState& batch) {
   if (batch.held_from == SIZE_MAX) return;
   ipc::SendCharge total;
-  for (size_t k = std::max(batch.held_from, batch.next); k < batch.request.messages.size(); ++k) {
-    if (!batch.held[k - batch.held_from]) continue;
-    const ipc::SendCharge c = charge_of(batch, k);
-    total.messages += c.messages;
-    total.bytes += c.bytes;
-    total.ool_bytes += c.ool_bytes;
-    total.fds += c.fds;
-  }
+  // (A message's flag is cleared once its send has taken or given back its
+  // hold.)
+  for (size_t k = batch.held_from; k < batch.request.messages.size(); ++k)
+    if (batch.held[k - batch.held_from]) total += charge_of(batch, k);
   core_.release_charges(batch.task, total);
   batch.held_from = SIZE_MAX;
   batch.held.clear();
