@@ -418,14 +418,7 @@ TEST_F(DaemonQuotaTest, PortsPerUid) {
   }
   EXPECT_EQ(snapshot(*two), full);
   // Another uid has its own.
-  EXPECT_EQ(as_nobody([](const std::string& socket) {
-              auto t = Task::connect(ConnectOptions{socket, "nobody"});
-              if (!t) return 1;
-              for (int i = 0; i < 4; ++i)
-                if (!(*t)->allocate(Right::kReceive)) return 2;
-              return (*t)->allocate(Right::kReceive).status() == Status::kResourceShortage ? 0 : 3;
-            }),
-            0);
+  EXPECT_EQ(nobody_allocates(Right::kReceive, 4, Status::kResourceShortage), 0);
   EXPECT_EQ(snapshot(*two), full);
   ports.clear();
   EXPECT_EQ(snapshot(*two), base);

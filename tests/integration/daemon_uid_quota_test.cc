@@ -64,14 +64,7 @@ TEST_F(DaemonUidQuotaTest, Names) {
   }
   EXPECT_EQ(snapshot(*one, *two), full);
   // Another uid has its own.
-  EXPECT_EQ(as_nobody([](const std::string& socket) {
-              auto t = Task::connect(ConnectOptions{socket, "nobody"});
-              if (!t) return 1;
-              for (int i = 0; i < 6; ++i)
-                if (!(*t)->allocate(Right::kDeadName)) return 2;
-              return (*t)->allocate(Right::kDeadName).status() == Status::kNoSpace ? 0 : 3;
-            }),
-            0);
+  EXPECT_EQ(nobody_allocates(Right::kDeadName, 6, Status::kNoSpace), 0);
   EXPECT_EQ(snapshot(*one, *two), full);
   for (Name n : dead_one) ASSERT_EQ(one->deallocate(n), Status::kSuccess);
   for (Name n : dead_two) ASSERT_EQ(two->deallocate(n), Status::kSuccess);
@@ -188,14 +181,7 @@ TEST_F(DaemonUidQuotaTest, PortSets) {
     EXPECT_EQ(refused.detail(), "refused by the port_sets limit");
   }
   EXPECT_EQ(snapshot(*one, *two), full);
-  EXPECT_EQ(as_nobody([](const std::string& socket) {
-              auto t = Task::connect(ConnectOptions{socket, "nobody"});
-              if (!t) return 1;
-              for (int i = 0; i < 2; ++i)
-                if (!(*t)->allocate(Right::kPortSet)) return 2;
-              return (*t)->allocate(Right::kPortSet).status() == Status::kResourceShortage ? 0 : 3;
-            }),
-            0);
+  EXPECT_EQ(nobody_allocates(Right::kPortSet, 2, Status::kResourceShortage), 0);
   EXPECT_EQ(snapshot(*one, *two), full);
   sets.clear();
   EXPECT_EQ(snapshot(*one, *two), base);

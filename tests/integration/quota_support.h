@@ -169,6 +169,18 @@ class QuotaFixture : public ::testing::Test {
     return child.wait();
   }
 
+  // Another uid has its own: a task of uid 65534 allocates `n` rights of
+  // `right` and the next is refused with `refused`. 0 when it is so.
+  int nobody_allocates(Right right, int n, Status refused) {
+    return as_nobody([&](const std::string& socket) {
+      auto t = Task::connect(ConnectOptions{socket, "nobody"});
+      if (!t) return 1;
+      for (int i = 0; i < n; ++i)
+        if (!(*t)->allocate(right)) return 2;
+      return (*t)->allocate(right).status() == refused ? 0 : 3;
+    });
+  }
+
   std::unique_ptr<DaemonProcess> daemon_;
   std::shared_ptr<Task> viewer_;
   std::unique_ptr<Introspection> introspection_;
