@@ -124,7 +124,7 @@ Status Connection::call(capnp::MessageBuilder& request, std::vector<proto::Uniqu
   {
     std::lock_guard<std::mutex> guard(mu_);
     if (dead_.load()) return Status::kInvalidTask;
-    waiters_.emplace(id, &me);
+    waiters_.add(id, &me);
   }
   // A failed write fails the connection, which completes `me`.
   write_frame(request, std::move(fds));
@@ -177,7 +177,7 @@ void Connection::call_batch(std::span<capnp::MessageBuilder* const> requests,
       return;
     }
     for (size_t i = 0; i < n; ++i)
-      if (sent[i]) waiters_.emplace(ids[i], &waiters[i]);
+      if (sent[i]) waiters_.add(ids[i], &waiters[i]);
   }
   {
     // One write for the whole batch; a failure fails the connection, which
@@ -272,12 +272,7 @@ void Connection::lead(std::unique_lock<std::mutex>& lock, Waiter& me) {
 void Connection::stop_leading(std::unique_lock<std::mutex>& lock) {
   leader_ = false;
   if (dead_.load()) return;
-  for (auto& [id, waiter] : waiters_) {
-    if (waiter->sleeping) {
-      waiter->cv.notify_one();
-      return;
-    }
-  }
+  if (Waiter* w = waiters_.find_if([](const Waiter& w) { return w.sleeping; })) w->cv.notify_one();
 }
 
 bool Connection::read_once(bool wait) {
@@ -325,23 +320,21 @@ void Connection::handle_frame() {
     fail("reply declares " + std::to_string(fd_count) + " fds that did not arrive");
     return;
   }
+  // The waiter leaves the table before its reply is decoded into place (its
+  // ReplyData is fresh and nobody else touches it until `done`), so a
+  // failure meanwhile does not complete it under the decoder's feet: this
+  // frame's handling completes it either way.
+  Waiter* waiter = nullptr;
   {
     std::lock_guard<std::mutex> guard(mu_);
-    if (waiters_.find(id) == waiters_.end()) return;  // nobody waits: discarded
+    waiter = waiters_.take(id);
   }
-  ReplyData data;
+  if (waiter == nullptr) return;  // nobody waits (or the connection failed): discarded
   std::string error;
-  if (!decode_reply(reply, fds, &data, &error)) {
-    fail(error);
-    return;
-  }
+  const bool decoded = decode_reply(reply, fds, waiter->reply, &error);
+  if (!decoded) fail(error);
   std::lock_guard<std::mutex> guard(mu_);
-  auto it = waiters_.find(id);
-  if (it == waiters_.end()) return;  // the connection failed meanwhile
-  Waiter* waiter = it->second;
-  waiters_.erase(it);
-  *waiter->reply = std::move(data);
-  waiter->status = Status::kSuccess;
+  waiter->status = decoded ? Status::kSuccess : Status::kInvalidTask;
   waiter->done = true;
   // Under the lock: the waiter cannot return (and destroy its cv) before.
   waiter->cv.notify_one();
@@ -359,11 +352,11 @@ void Connection::fail_locked(const std::string& reason) {
     // Wakes a leader blocked in poll; the fd stays open until we are gone.
     ::shutdown(fd_.get(), SHUT_RDWR);
   }
-  for (auto& [id, waiter] : waiters_) {
-    waiter->status = Status::kInvalidTask;
-    waiter->done = true;
-    waiter->cv.notify_one();
-  }
+  waiters_.for_each([](Waiter& waiter) {
+    waiter.status = Status::kInvalidTask;
+    waiter.done = true;
+    waiter.cv.notify_one();
+  });
   waiters_.clear();
 }
 

@@ -46,10 +46,10 @@
 #include <mutex>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "libclient/src/codec.h"
+#include "libclient/src/waiter_table.h"
 #include "portd/proto/frame.h"
 #include "portd/proto/unique_fd.h"
 #include "portd/status.h"
@@ -148,10 +148,10 @@ class Connection {
   proto::FrameWriter writer_;  // guarded by write_mu_
 
   mutable std::mutex mu_;
-  std::unordered_map<uint64_t, Waiter*> waiters_;  // guarded by mu_
-  bool leader_ = false;                            // guarded by mu_
-  std::atomic<bool> dead_{false};                  // written under mu_
-  std::string failure_;                            // guarded by mu_
+  WaiterTable<Waiter> waiters_;    // guarded by mu_
+  bool leader_ = false;            // guarded by mu_
+  std::atomic<bool> dead_{false};  // written under mu_
+  std::string failure_;            // guarded by mu_
 
   proto::FrameReader reader_;  // used only by the leader
 };

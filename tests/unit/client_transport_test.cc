@@ -322,6 +322,33 @@ TEST(ClientTransportTest, ReplyDeclaringFdsThatNeverCameIsAViolation) {
   EXPECT_EQ(pair.connection->failure(), "reply declares 2 fds that did not arrive");
 }
 
+// A reply whose frame is sound but whose contents do not decode (an
+// out-of-line region and no fd for it): its caller gets kInvalidTask, and so
+// does a call of another thread still waiting, since the stream cannot be
+// trusted after it.
+TEST(ClientTransportTest, ReplyThatDoesNotDecodeFailsItsCallAndTheOthers) {
+  Pair pair;
+  auto first = std::async(std::launch::async, [&] { return call_type(*pair.connection, 1); });
+  ScriptedPeer::Seen s1;
+  ASSERT_TRUE(pair.peer->read(&s1));
+  auto second = std::async(std::launch::async, [&] { return call_type(*pair.connection, 2); });
+  ScriptedPeer::Seen s2;
+  ASSERT_TRUE(pair.peer->read(&s2));
+  capnp::MallocMessageBuilder b;
+  auto reply = b.initRoot<wire::Reply>();
+  reply.setId(s1.id);
+  auto message = reply.initMessage();
+  message.setId(7);
+  message.initDescriptors(1)[0].initOol().setSize(4096);
+  pair.peer->write(b);
+  const TypeOutcome one = first.get();
+  const TypeOutcome two = second.get();
+  EXPECT_EQ(one.transport, Status::kInvalidTask);
+  EXPECT_EQ(two.transport, Status::kInvalidTask);
+  EXPECT_EQ(pair.connection->failure(), "reply has more out-of-line regions than file descriptors");
+  EXPECT_EQ(call_type(*pair.connection, 3).transport, Status::kInvalidTask);
+}
+
 TEST(ClientTransportTest, LargeRequestWaitsForRoomWhileRepliesFlowBack) {
   // The peer floods replies and does not read until they are all written;
   // meanwhile the client writes a request larger than both socket buffers.
