@@ -98,15 +98,13 @@ Refusal decode_descriptors(capnp::List<wire::OutDescriptor>::Reader in, const ip
 }
 
 template <typename Body>
-DecodedRequest accepted(DecodedRequest d, Body body) {
-  d.body = std::move(body);
-  return d;
+void accepted(DecodedRequest& d, Body&& body) {
+  d.body = std::forward<Body>(body);
 }
 
-DecodedRequest refused_request(DecodedRequest d, Refusal r) {
+void refused_request(DecodedRequest& d, Refusal r) {
   d.body = std::monostate{};
   d.refusal = r;
-  return d;
 }
 
 }  // namespace
@@ -125,17 +123,19 @@ Refusal decode_message(wire::OutMessage::Reader in, const ipc::Limits& limits,
   if (body.size() > limits.max_inline_body)
     return refuse(Status::kSendTooLarge, "inline body over the limit", Limit::kMessageBytes);
 
-  ipc::MessageIn m;
+  // Straight into `out` (a fresh MessageIn); a refusal leaves it empty again.
+  ipc::MessageIn& m = *out;
   m.remote = in.getRemote();
   m.remote_disposition = static_cast<Disposition>(remote_disposition);
   m.local = in.getLocal();
   m.local_disposition = static_cast<Disposition>(local_disposition);
   m.id = in.getId();
-  if (Refusal r = decode_descriptors(in.getDescriptors(), limits, &m.descriptors); refused(r))
+  if (Refusal r = decode_descriptors(in.getDescriptors(), limits, &m.descriptors); refused(r)) {
+    m = ipc::MessageIn{};
     return r;
+  }
   if (body.size() <= BodyPool::kMaxCapacity) m.body = BodyPool::take();
   m.body.assign(body.begin(), body.end());
-  *out = std::move(m);
   return kAccepted;
 }
 
@@ -202,17 +202,17 @@ size_t ool_fd_count(const ipc::MessageIn& message) {
   return n;
 }
 
-DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& limits) {
-  DecodedRequest d;
+void decode_request(wire::Request::Reader request, const ipc::Limits& limits, DecodedRequest* out) {
+  DecodedRequest& d = *out;
   d.id = request.getId();
   d.fd_count = request.getFdCount();
   const auto which = request.which();
   d.carries_message = which == wire::Request::SEND || which == wire::Request::SEND_RECEIVE ||
                       which == wire::Request::SEND_BATCH;
 
-  if (d.id == 0) return refused_request(std::move(d), refuse(Status::kInvalidArgument, "id 0"));
+  if (d.id == 0) return refused_request(d, refuse(Status::kInvalidArgument, "id 0"));
   if (!d.carries_message && d.fd_count != 0)
-    return refused_request(std::move(d),
+    return refused_request(d,
                            refuse(Status::kInvalidArgument, "fds with a request that takes none"));
 
   switch (which) {
@@ -223,61 +223,59 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
       std::string text(command.begin(), std::min<size_t>(command.size(), kCommandMax));
       for (char& c : text)
         if (c < 0x20 || c == 0x7f) c = '?';
-      return accepted(std::move(d), req::Hello{h.getVersion(), std::move(text)});
+      return accepted(d, req::Hello{h.getVersion(), std::move(text)});
     }
-    case wire::Request::CANCEL: return accepted(std::move(d), req::Cancel{request.getCancel()});
+    case wire::Request::CANCEL: return accepted(d, req::Cancel{request.getCancel()});
     case wire::Request::ALLOCATE: {
       req::Allocate a;
       if (!decode_right(request.getAllocate().getRight(), &a.right))
-        return refused_request(std::move(d), refuse(Status::kInvalidValue, "unknown right"));
-      return accepted(std::move(d), a);
+        return refused_request(d, refuse(Status::kInvalidValue, "unknown right"));
+      return accepted(d, a);
     }
     case wire::Request::DEALLOCATE:
-      return accepted(std::move(d), req::Deallocate{request.getDeallocate().getName()});
+      return accepted(d, req::Deallocate{request.getDeallocate().getName()});
     case wire::Request::MOD_REFS: {
       auto m = request.getModRefs();
       req::ModRefs r{m.getName(), ipc::Right::kSend, m.getDelta()};
       if (!decode_right(m.getRight(), &r.right))
-        return refused_request(std::move(d), refuse(Status::kInvalidValue, "unknown right"));
-      return accepted(std::move(d), r);
+        return refused_request(d, refuse(Status::kInvalidValue, "unknown right"));
+      return accepted(d, r);
     }
-    case wire::Request::DESTROY:
-      return accepted(std::move(d), req::Destroy{request.getDestroy().getName()});
+    case wire::Request::DESTROY: return accepted(d, req::Destroy{request.getDestroy().getName()});
     case wire::Request::INSERT_RIGHT: {
       auto i = request.getInsertRight();
       if (!ipc::valid_disposition(i.getDisposition()))
-        return refused_request(std::move(d), refuse(Status::kInvalidValue, "invalid disposition"));
-      return accepted(std::move(d), req::InsertRight{i.getName(), i.getRight(),
-                                                     static_cast<Disposition>(i.getDisposition())});
+        return refused_request(d, refuse(Status::kInvalidValue, "invalid disposition"));
+      return accepted(d, req::InsertRight{i.getName(), i.getRight(),
+                                          static_cast<Disposition>(i.getDisposition())});
     }
     case wire::Request::EXTRACT_RIGHT: {
       auto e = request.getExtractRight();
       if (!ipc::valid_disposition(e.getDisposition()))
-        return refused_request(std::move(d), refuse(Status::kInvalidValue, "invalid disposition"));
-      return accepted(std::move(d),
+        return refused_request(d, refuse(Status::kInvalidValue, "invalid disposition"));
+      return accepted(d,
                       req::ExtractRight{e.getName(), static_cast<Disposition>(e.getDisposition())});
     }
     case wire::Request::GET_REFS: {
       auto g = request.getGetRefs();
       req::GetRefs r{g.getName(), ipc::Right::kSend};
       if (!decode_right(g.getRight(), &r.right))
-        return refused_request(std::move(d), refuse(Status::kInvalidValue, "unknown right"));
-      return accepted(std::move(d), r);
+        return refused_request(d, refuse(Status::kInvalidValue, "unknown right"));
+      return accepted(d, r);
     }
-    case wire::Request::TYPE: return accepted(std::move(d), req::Type{request.getType().getName()});
-    case wire::Request::NAMES: return accepted(std::move(d), req::Names{});
+    case wire::Request::TYPE: return accepted(d, req::Type{request.getType().getName()});
+    case wire::Request::NAMES: return accepted(d, req::Names{});
     case wire::Request::GET_ATTRIBUTES:
-      return accepted(std::move(d), req::GetAttributes{request.getGetAttributes().getName()});
+      return accepted(d, req::GetAttributes{request.getGetAttributes().getName()});
     case wire::Request::SET_ATTRIBUTES: {
       auto s = request.getSetAttributes();
       if (s.getQlimit() > ipc::kQueueLimitMax)
-        return refused_request(std::move(d),
-                               refuse(Status::kInvalidValue, "queue limit over the maximum"));
-      return accepted(std::move(d), req::SetAttributes{s.getName(), s.getQlimit()});
+        return refused_request(d, refuse(Status::kInvalidValue, "queue limit over the maximum"));
+      return accepted(d, req::SetAttributes{s.getName(), s.getQlimit()});
     }
     case wire::Request::MOVE_MEMBER: {
       auto m = request.getMoveMember();
-      return accepted(std::move(d), req::MoveMember{m.getMember(), m.getAfter()});
+      return accepted(d, req::MoveMember{m.getMember(), m.getAfter()});
     }
     case wire::Request::REQUEST_NOTIFICATION: {
       auto n = request.getRequestNotification();
@@ -292,96 +290,92 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
           r.variant = static_cast<ipc::Notify>(n.getVariant());
           break;
         default:
-          return refused_request(std::move(d),
-                                 refuse(Status::kInvalidValue, "unknown notification variant"));
+          return refused_request(d, refuse(Status::kInvalidValue, "unknown notification variant"));
       }
       if (r.notify != ipc::kNameNull &&
           !decode_notify_disposition(n.getNotifyDisposition(), &r.notify_disposition))
-        return refused_request(std::move(d),
-                               refuse(Status::kInvalidValue, "invalid notify disposition"));
-      return accepted(std::move(d), r);
+        return refused_request(d, refuse(Status::kInvalidValue, "invalid notify disposition"));
+      return accepted(d, r);
     }
     case wire::Request::SEND: {
       auto s = request.getSend();
-      req::Send r;
+      // Decoded in place: a request is not moved on its way to the driver.
+      auto& r = d.body.emplace<req::Send>();
       if (Refusal f = decode_message(s.getMessage(), limits, &r.message); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       if (Refusal f = decode_send_options(s.getOptions(), &r.options); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       if (ool_fd_count(r.message) != d.fd_count)
-        return refused_request(std::move(d),
-                               refuse(Status::kSendInvalidMemory,
-                                      "fdCount differs from the fds the OOL descriptors take"));
-      return accepted(std::move(d), std::move(r));
+        return refused_request(d, refuse(Status::kSendInvalidMemory,
+                                         "fdCount differs from the fds the OOL descriptors take"));
+      return;
     }
     case wire::Request::RECEIVE: {
       req::Receive r;
       if (Refusal f = decode_receive_options(request.getReceive(), &r.options); refused(f))
-        return refused_request(std::move(d), f);
-      return accepted(std::move(d), r);
+        return refused_request(d, f);
+      return accepted(d, r);
     }
     case wire::Request::SEND_RECEIVE: {
       auto s = request.getSendReceive();
-      req::SendReceive r;
+      auto& r = d.body.emplace<req::SendReceive>();
       if (Refusal f = decode_message(s.getMessage(), limits, &r.message); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       if (Refusal f = decode_send_options(s.getSendOptions(), &r.send); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       if (Refusal f = decode_receive_options(s.getReceiveOptions(), &r.receive); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       if (ool_fd_count(r.message) != d.fd_count)
-        return refused_request(std::move(d),
-                               refuse(Status::kSendInvalidMemory,
-                                      "fdCount differs from the fds the OOL descriptors take"));
-      return accepted(std::move(d), std::move(r));
+        return refused_request(d, refuse(Status::kSendInvalidMemory,
+                                         "fdCount differs from the fds the OOL descriptors take"));
+      return;
     }
     case wire::Request::BOOTSTRAP_CHECK_IN: {
       req::BootstrapCheckIn r;
       if (Refusal f = decode_bootstrap_name(request.getBootstrapCheckIn().getName(), &r.name);
           refused(f))
-        return refused_request(std::move(d), f);
-      return accepted(std::move(d), std::move(r));
+        return refused_request(d, f);
+      return accepted(d, std::move(r));
     }
     case wire::Request::BOOTSTRAP_REGISTER: {
       auto b = request.getBootstrapRegister();
       req::BootstrapRegister r;
       if (Refusal f = decode_bootstrap_name(b.getName(), &r.name); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       r.port = b.getPort();
-      return accepted(std::move(d), std::move(r));
+      return accepted(d, std::move(r));
     }
     case wire::Request::BOOTSTRAP_LOOK_UP: {
       auto b = request.getBootstrapLookUp();
       req::BootstrapLookUp r;
       if (Refusal f = decode_bootstrap_name(b.getName(), &r.name); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       r.timeout_ms = b.getTimeoutMs();
-      return accepted(std::move(d), std::move(r));
+      return accepted(d, std::move(r));
     }
     case wire::Request::BOOTSTRAP_UNREGISTER: {
       req::BootstrapUnregister r;
       if (Refusal f = decode_bootstrap_name(request.getBootstrapUnregister().getName(), &r.name);
           refused(f))
-        return refused_request(std::move(d), f);
-      return accepted(std::move(d), std::move(r));
+        return refused_request(d, f);
+      return accepted(d, std::move(r));
     }
-    case wire::Request::BOOTSTRAP_LIST: return accepted(std::move(d), req::BootstrapList{});
+    case wire::Request::BOOTSTRAP_LIST: return accepted(d, req::BootstrapList{});
     case wire::Request::INTROSPECT: {
       auto in = request.getIntrospect();
       req::Introspect r;
       const auto what = static_cast<uint16_t>(in.getWhat());
       if (what > static_cast<uint16_t>(req::IntrospectWhat::kUids))
-        return refused_request(std::move(d),
-                               refuse(Status::kNotSupported, "unknown introspection kind"));
+        return refused_request(d, refuse(Status::kNotSupported, "unknown introspection kind"));
       r.what = static_cast<req::IntrospectWhat>(what);
       r.target = in.getTarget();
       r.pid = in.getPid();
       auto cursor = in.getCursor();
       if (cursor.size() > kCursorMax)
-        return refused_request(std::move(d), refuse(Status::kInvalidArgument, "cursor too long"));
+        return refused_request(d, refuse(Status::kInvalidArgument, "cursor too long"));
       r.cursor.assign(cursor.begin(), cursor.size());
       r.limit = in.getLimit() == 0 ? kPageDefault : std::min(in.getLimit(), kPageMax);
-      return accepted(std::move(d), std::move(r));
+      return accepted(d, std::move(r));
     }
     case wire::Request::MONITOR_START: {
       auto in = request.getMonitorStart();
@@ -390,31 +384,31 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
       r.task = in.getTask();
       if (in.getName().size() != 0) {
         if (Refusal f = decode_bootstrap_name(in.getName(), &r.name); refused(f))
-          return refused_request(std::move(d), f);
+          return refused_request(d, f);
       }
       r.buffer =
           in.getBuffer() == 0 ? kMonitorBufferDefault : std::min(in.getBuffer(), kMonitorBufferMax);
-      return accepted(std::move(d), std::move(r));
+      return accepted(d, std::move(r));
     }
     case wire::Request::MONITOR_POLL: {
       auto in = request.getMonitorPoll();
       req::MonitorPoll r;
       r.timeout_ms = in.getTimeoutMs();
       r.max = in.getMax() == 0 ? kMonitorPollDefault : std::min(in.getMax(), kMonitorPollMax);
-      return accepted(std::move(d), r);
+      return accepted(d, r);
     }
-    case wire::Request::MONITOR_STOP: return accepted(std::move(d), req::MonitorStop{});
+    case wire::Request::MONITOR_STOP: return accepted(d, req::MonitorStop{});
     case wire::Request::SEND_BATCH: {
       auto b = request.getSendBatch();
       auto messages = b.getMessages();
       // The count first: nothing is allocated for a batch over the limit.
       if (messages.size() > limits.max_batch)
         return refused_request(
-            std::move(d), refuse(Status::kInvalidArgument, "more messages than the batch limit",
-                                 Limit::kBatchMessages));
+            d, refuse(Status::kInvalidArgument, "more messages than the batch limit",
+                      Limit::kBatchMessages));
       req::SendBatch r;
       if (Refusal f = decode_send_options(b.getOptions(), &r.options); refused(f))
-        return refused_request(std::move(d), f);
+        return refused_request(d, f);
       r.fd_counts.reserve(messages.size());
       uint64_t fds = 0;
       for (auto m : messages) {
@@ -425,32 +419,37 @@ DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& 
       }
       if (fds != d.fd_count)
         return refused_request(
-            std::move(d), refuse(Status::kSendInvalidMemory,
-                                 "fdCount differs from the fds the batch's OOL descriptors take"));
+            d, refuse(Status::kSendInvalidMemory,
+                      "fdCount differs from the fds the batch's OOL descriptors take"));
       r.messages.resize(messages.size());
       r.refusals.resize(messages.size());
       for (unsigned i = 0; i < messages.size(); ++i)
         r.refusals[i] = decode_message(messages[i], limits, &r.messages[i]);
-      return accepted(std::move(d), std::move(r));
+      return accepted(d, std::move(r));
     }
     case wire::Request::RECEIVE_BATCH: {
       auto b = request.getReceiveBatch();
       req::ReceiveBatch r;
       r.max = b.getMax();
       if (r.max == 0)
-        return refused_request(std::move(d),
-                               refuse(Status::kInvalidArgument, "a batch of no messages"));
+        return refused_request(d, refuse(Status::kInvalidArgument, "a batch of no messages"));
       if (r.max > limits.max_batch)
         return refused_request(
-            std::move(d), refuse(Status::kInvalidArgument, "more messages than the batch limit",
-                                 Limit::kBatchMessages));
+            d, refuse(Status::kInvalidArgument, "more messages than the batch limit",
+                      Limit::kBatchMessages));
       if (Refusal f = decode_receive_options(b.getOptions(), &r.options); refused(f))
-        return refused_request(std::move(d), f);
-      return accepted(std::move(d), r);
+        return refused_request(d, f);
+      return accepted(d, r);
     }
   }
   // A variant this daemon does not know (a newer client).
-  return refused_request(std::move(d), refuse(Status::kNotSupported, "unknown request kind"));
+  return refused_request(d, refuse(Status::kNotSupported, "unknown request kind"));
+}
+
+DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& limits) {
+  DecodedRequest d;
+  decode_request(request, limits, &d);
+  return d;
 }
 
 // ---------------------------------------------------------------------------

@@ -213,11 +213,15 @@ struct DecodedRequest {
   bool refused() const { return refusal.status != Status::kSuccess; }
 };
 
-// Decodes and bounds one request. May throw kj::Exception on a malformed
-// frame (see above).
+// Decodes and bounds one request into `out`, which must be freshly made
+// (the daemon's way: nothing is moved). May throw kj::Exception on a
+// malformed frame (see above).
+void decode_request(wire::Request::Reader request, const ipc::Limits& limits, DecodedRequest* out);
+// The same, returned (for tests).
 DecodedRequest decode_request(wire::Request::Reader request, const ipc::Limits& limits);
 
-// The pieces, exposed for tests and for the driver.
+// The pieces, exposed for tests and for the driver. decode_message fills a
+// fresh `out` in place.
 Refusal decode_message(wire::OutMessage::Reader in, const ipc::Limits& limits, ipc::MessageIn* out);
 Refusal decode_send_options(wire::SendOptions::Reader in, ipc::SendOptions* out);
 Refusal decode_receive_options(wire::ReceiveOptions::Reader in, ipc::ReceiveOptions* out);

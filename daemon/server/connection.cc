@@ -187,7 +187,7 @@ bool Connection::on_frame() {
                   std::to_string(reader_.pending_fds()) + " arrived";
       return;
     }
-    request = decode_request(root, server_.options().limits);
+    decode_request(root, server_.options().limits, &request);
   });
   KJ_IF_MAYBE (e, exception) {
     close(CloseReason::kViolation, "malformed frame: " + std::string(e->getDescription().cStr()));

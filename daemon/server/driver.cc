@@ -83,7 +83,7 @@ void Driver::detach(ipc::TaskId task) {
 // ---------------------------------------------------------------------------
 // Requests
 
-void Driver::handle(ipc::TaskId task, DecodedRequest request, std::vector<proto::UniqueFd> fds) {
+void Driver::handle(ipc::TaskId task, DecodedRequest&& request, std::vector<proto::UniqueFd> fds) {
   auto it = tasks_.find(task);
   if (it == tasks_.end()) return;  // not attached: the connection checks hello first
   TaskState& state = it->second;

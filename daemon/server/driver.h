@@ -96,7 +96,7 @@ class Driver {
 
   // Carries out one request of an attached task (anything but hello). `fds`
   // are the descriptors its frame brought (request.fd_count of them).
-  void handle(ipc::TaskId task, DecodedRequest request, std::vector<proto::UniqueFd> fds);
+  void handle(ipc::TaskId task, DecodedRequest&& request, std::vector<proto::UniqueFd> fds);
 
   // Introspection, for tests and portctl.
   // Requests waiting (a sendBatch counts once, however many of its messages
