@@ -471,7 +471,9 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
     }
     for (auto& fd : its) reply_fds.push_back(std::move(fd));
   }
-  proto::ScratchBuilder message(scratch_);
+  // `bytes` bounds the reply: a batch larger than the scratch gets one heap
+  // segment of that size rather than a chain of growing ones.
+  proto::ScratchBuilder message(scratch_, bytes / sizeof(capnp::word) + 1);
   auto reply = message->initRoot<wire::Reply>();
   encode_reply_header(reply, id, status, limit);
   reply.setFdCount(static_cast<uint16_t>(reply_fds.size()));

@@ -220,7 +220,11 @@ class Driver {
   const proto::FrameLimits frame_limits_;
   Attachments attachments_;
   // The first segment of every reply built here (no allocation per reply).
-  proto::Scratch scratch_;
+  // Room for a receiveBatch of a few hundred small messages: capnp zeroes
+  // only what a reply used, so a larger scratch costs nothing per reply,
+  // while a smaller one made every batch reply allocate a second segment.
+  static constexpr size_t kScratchWords = size_t{32} << 10;  // 256 KiB
+  proto::Scratch scratch_{kScratchWords};
   ipc::WaitToken next_token_ = 1;
   // Nodes of the parked-request tables: parking a request and completing it
   // cost no heap allocation once the pool has grown to the peak. Declared
