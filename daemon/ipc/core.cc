@@ -191,63 +191,6 @@ void CoreImpl::count_dropped_sends(uint64_t n) {
   counters_.destroyed_sender_died += n;
 }
 
-bool CoreImpl::refuse(Limit what) {
-  last_limit_ = what;
-  return false;
-}
-
-bool CoreImpl::can_charge(const Account* a, Limit what, uint64_t n) {
-  if (a == nullptr || n == 0) return true;
-  const uint64_t* mine = a->used.find(what);
-  const uint64_t* uid = a->uid_account->used.find(what);
-  const uint64_t* task_cap = limits_.per_task.find(what);
-  const uint64_t* uid_cap = limits_.per_uid.find(what);
-  assert(mine && uid && task_cap && uid_cap);
-  if (*mine + n > *task_cap || *uid + n > *uid_cap) return refuse(what);
-  return true;
-}
-
-bool CoreImpl::charge(Account* a, Limit what, uint64_t n) {
-  if (!force_charges_ && !can_charge(a, what, n)) return false;
-  charge_force(a, what, n);
-  return true;
-}
-
-void CoreImpl::charge_force(Account* a, Limit what, uint64_t n) {
-  if (a == nullptr || n == 0) return;
-  *a->used.find(what) += n;
-  *a->uid_account->used.find(what) += n;
-}
-
-bool CoreImpl::can_charge(const Account* a, const SendCharge& c) {
-  return can_charge(a, Limit::kQueuedMessages, c.messages) &&
-         can_charge(a, Limit::kQueuedBytes, c.bytes) &&
-         can_charge(a, Limit::kOolBytes, c.ool_bytes) && can_charge(a, Limit::kFdsInFlight, c.fds);
-}
-
-void CoreImpl::charge_force(Account* a, const SendCharge& c) {
-  charge_force(a, Limit::kQueuedMessages, c.messages);
-  charge_force(a, Limit::kQueuedBytes, c.bytes);
-  charge_force(a, Limit::kOolBytes, c.ool_bytes);
-  charge_force(a, Limit::kFdsInFlight, c.fds);
-}
-
-void CoreImpl::uncharge(Account* a, const SendCharge& c) {
-  uncharge(a, Limit::kQueuedMessages, c.messages);
-  uncharge(a, Limit::kQueuedBytes, c.bytes);
-  uncharge(a, Limit::kOolBytes, c.ool_bytes);
-  uncharge(a, Limit::kFdsInFlight, c.fds);
-}
-
-void CoreImpl::uncharge(Account* a, Limit what, uint64_t n) {
-  if (a == nullptr || n == 0) return;
-  uint64_t* mine = a->used.find(what);
-  uint64_t* uid = a->uid_account->used.find(what);
-  assert(*mine >= n && *uid >= n);
-  *mine -= n;
-  *uid -= n;
-}
-
 Status CoreImpl::task_create(TaskId id, const Credentials& creds) {
   if (id == 0 || tasks_.count(id) != 0) return Status::kInvalidTask;
   auto t = std::make_unique<Task>(&nodes_);

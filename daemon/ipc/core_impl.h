@@ -15,6 +15,7 @@
 // when dead and unreferenced. Accounts are reference-counted.
 #pragma once
 
+#include <cassert>
 #include <map>
 #include <memory>
 #include <optional>
@@ -363,5 +364,66 @@ class CoreImpl {
   std::vector<Tally> send_tallies_;
   std::vector<Planned> send_plan_;
 };
+
+// ---- quota charges --------------------------------------------------------
+// Inline: every send and receive charges and uncharges, and with the limit
+// known at the call the counter look-up folds away.
+
+inline bool CoreImpl::refuse(Limit what) {
+  last_limit_ = what;
+  return false;
+}
+
+inline bool CoreImpl::can_charge(const Account* a, Limit what, uint64_t n) {
+  if (a == nullptr || n == 0) return true;
+  const uint64_t* mine = a->used.find(what);
+  const uint64_t* uid = a->uid_account->used.find(what);
+  const uint64_t* task_cap = limits_.per_task.find(what);
+  const uint64_t* uid_cap = limits_.per_uid.find(what);
+  assert(mine && uid && task_cap && uid_cap);
+  if (*mine + n > *task_cap || *uid + n > *uid_cap) return refuse(what);
+  return true;
+}
+
+inline bool CoreImpl::charge(Account* a, Limit what, uint64_t n) {
+  if (!force_charges_ && !can_charge(a, what, n)) return false;
+  charge_force(a, what, n);
+  return true;
+}
+
+inline void CoreImpl::charge_force(Account* a, Limit what, uint64_t n) {
+  if (a == nullptr || n == 0) return;
+  *a->used.find(what) += n;
+  *a->uid_account->used.find(what) += n;
+}
+
+inline bool CoreImpl::can_charge(const Account* a, const SendCharge& c) {
+  return can_charge(a, Limit::kQueuedMessages, c.messages) &&
+         can_charge(a, Limit::kQueuedBytes, c.bytes) &&
+         can_charge(a, Limit::kOolBytes, c.ool_bytes) && can_charge(a, Limit::kFdsInFlight, c.fds);
+}
+
+inline void CoreImpl::charge_force(Account* a, const SendCharge& c) {
+  charge_force(a, Limit::kQueuedMessages, c.messages);
+  charge_force(a, Limit::kQueuedBytes, c.bytes);
+  charge_force(a, Limit::kOolBytes, c.ool_bytes);
+  charge_force(a, Limit::kFdsInFlight, c.fds);
+}
+
+inline void CoreImpl::uncharge(Account* a, const SendCharge& c) {
+  uncharge(a, Limit::kQueuedMessages, c.messages);
+  uncharge(a, Limit::kQueuedBytes, c.bytes);
+  uncharge(a, Limit::kOolBytes, c.ool_bytes);
+  uncharge(a, Limit::kFdsInFlight, c.fds);
+}
+
+inline void CoreImpl::uncharge(Account* a, Limit what, uint64_t n) {
+  if (a == nullptr || n == 0) return;
+  uint64_t* mine = a->used.find(what);
+  uint64_t* uid = a->uid_account->used.find(what);
+  assert(*mine >= n && *uid >= n);
+  *mine -= n;
+  *uid -= n;
+}
 
 }  // namespace portd::ipc
