@@ -397,6 +397,13 @@ int FrameWriter::write_to(int fd) {
 
 Scratch::Scratch(size_t words) : words_(new capnp::word[words]()), size_(words) {}
 
+void Scratch::grow_to(size_t words, size_t max_words) {
+  if (busy_ || words <= size_ || words > max_words) return;
+  const size_t n = std::min(std::max(words, 2 * size_), max_words);
+  words_.reset(new capnp::word[n]());
+  size_ = n;
+}
+
 ScratchBuilder::ScratchBuilder(Scratch& scratch, size_t words) {
   if (!scratch.busy_ && words <= scratch.size_) {
     scratch.busy_ = true;

@@ -32,13 +32,19 @@ using detail::ReplyData;
 // another of the thread's is alive, as in send_batch, gets a heap segment).
 struct Request {
   explicit Request(size_t extra_bytes = 0)
-      : scratch(thread_scratch(), kFirstSegmentWords + extra_bytes / 8), builder(*scratch) {}
+      : scratch(thread_scratch(kFirstSegmentWords + extra_bytes / 8),
+                kFirstSegmentWords + extra_bytes / 8),
+        builder(*scratch) {}
   static constexpr unsigned kFirstSegmentWords = 128;
-  static proto::Scratch& thread_scratch() {
+  // The thread's scratch, grown (up to kMaxScratchWords) to hold a request
+  // of `words`: a thread that sends batches builds them without allocating.
+  static proto::Scratch& thread_scratch(size_t words) {
     thread_local proto::Scratch scratch(kScratchWords);
+    scratch.grow_to(words, kMaxScratchWords);
     return scratch;
   }
   static constexpr size_t kScratchWords = 1024;
+  static constexpr size_t kMaxScratchWords = size_t{32} << 10;  // 256 KiB
   proto::ScratchBuilder scratch;
   capnp::MallocMessageBuilder& builder;
   wire::Request::Builder root = builder.initRoot<wire::Request>();

@@ -255,6 +255,39 @@ TEST_F(ClientRawTest, MessageRoundTripWithTrailer) {
   EXPECT_EQ(*task_->type(p), kTypeReceive);
 }
 
+// Every part of a sent message is reset, and the same object sends again
+// with nothing left over from the first send (libportd reuses its body's
+// buffer between sends).
+TEST_F(ClientRawTest, ASentMessageIsEmptyAndSendsAgainAsNew) {
+  const Name p = port();
+  OutgoingMessage m;
+  m.set_remote(p, Disposition::kMakeSend).set_id(7).set_body("first message");
+  m.set_local(p, Disposition::kMakeSendOnce).add_port(p, Disposition::kMakeSend);
+  ASSERT_EQ(task_->send(m), Status::kSuccess);
+  EXPECT_EQ(m.remote(), kNameNull);
+  EXPECT_EQ(m.remote_disposition(), Disposition::kNone);
+  EXPECT_EQ(m.local(), kNameNull);
+  EXPECT_EQ(m.local_disposition(), Disposition::kNone);
+  EXPECT_EQ(m.id(), 0);
+  EXPECT_TRUE(m.body().empty());
+  EXPECT_TRUE(m.descriptors().empty());
+
+  m.set_remote(p, Disposition::kMakeSend).set_id(8).set_body("two");
+  ASSERT_EQ(task_->send(m), Status::kSuccess);
+  auto first = task_->receive(p);
+  ASSERT_EQ(first.status(), Status::kSuccess);
+  EXPECT_EQ(first->id, 7);
+  EXPECT_EQ(first->body_text(), "first message");
+  EXPECT_EQ(first->descriptors.size(), 1u);
+  EXPECT_NE(first->remote, kNameNull);
+  auto second = task_->receive(p);
+  ASSERT_EQ(second.status(), Status::kSuccess);
+  EXPECT_EQ(second->id, 8);
+  EXPECT_EQ(second->body_text(), "two");
+  EXPECT_TRUE(second->descriptors.empty());
+  EXPECT_EQ(second->remote, kNameNull);
+}
+
 TEST_F(ClientRawTest, SendStatuses) {
   OutgoingMessage to_nowhere;
   to_nowhere.set_remote(0x6666600, Disposition::kCopySend).set_body("x");

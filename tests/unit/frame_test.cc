@@ -793,5 +793,36 @@ TEST(ScratchTest, ASecondBuilderWhileOneHoldsTheScratchGetsItsOwnSegment) {
   EXPECT_NE(first->getSegmentsForOutput()[0].begin(), second->getSegmentsForOutput()[0].begin());
 }
 
+// grow_to: a free scratch grows (at least doubling, within the cap) and the
+// message built on it next takes one segment, the scratch's; a busy one, or
+// a request over the cap, leaves it as it is.
+TEST(ScratchTest, GrowsWhenFreeWithinItsCap) {
+  Scratch scratch(64);
+  scratch.grow_to(32, 1024);
+  EXPECT_EQ(scratch.size(), 64u);
+  scratch.grow_to(100, 1024);
+  EXPECT_EQ(scratch.size(), 128u);
+  scratch.grow_to(600, 1024);
+  EXPECT_EQ(scratch.size(), 600u);
+  scratch.grow_to(2000, 1024);
+  EXPECT_EQ(scratch.size(), 600u);
+  {
+    ScratchBuilder holder(scratch);
+    scratch.grow_to(900, 1024);
+    EXPECT_EQ(scratch.size(), 600u);
+  }
+  const std::string command(3000, 'c');
+  ScratchBuilder builder(scratch, 500);
+  auto request = builder->initRoot<wire::Request>();
+  request.setId(9);
+  request.initHello().setCommand(command);
+  EXPECT_EQ(builder->getSegmentsForOutput().size(), 1u);
+  FrameReader reader;
+  const auto bytes = encode_frame(*builder);
+  ASSERT_TRUE(reader.feed(bytes.data(), bytes.size()));
+  ASSERT_EQ(reader.next(), FrameReader::Next::kFrame);
+  expect_hello(reader, 9, command);
+}
+
 }  // namespace
 }  // namespace portd::proto

@@ -196,6 +196,13 @@ class Scratch {
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
 
+  // When free, grows to hold `words` (at least doubling, at most
+  // `max_words`; a larger request is left to a heap segment), so that a user
+  // whose messages outgrow the scratch builds them on it from then on. The
+  // new words are zeroed once.
+  void grow_to(size_t words, size_t max_words);
+  size_t size() const { return size_; }
+
  private:
   friend class ScratchBuilder;
   std::unique_ptr<capnp::word[]> words_;
