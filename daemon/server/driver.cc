@@ -74,7 +74,7 @@ void Driver::detach(ipc::TaskId task) {
     parked_.erase(token);
   }
   tasks_.erase(it);
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   core_.task_destroy(task, fx);
   absorb(fx);
   drain();
@@ -138,7 +138,7 @@ void Driver::do_cancel(ipc::TaskId task, TaskState& state, uint64_t id, const re
     reply_status(task, id, Status::kNotFound);
     return;
   }
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   if (auto b = batches_.find(it->second); b != batches_.end()) {
     // A sendBatch: its waiting message is interrupted, and its completion
     // ends the batch (the rest are interrupted unsent) and answers it.
@@ -210,7 +210,7 @@ void Driver::do_send(ipc::TaskId task, uint64_t id, ipc::MessageIn& message,
     return;
   }
   const ipc::WaitToken token = next_token_++;
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   const Status s = core_.send(task, message, options, token, fx);
   const ipc::Limit limit = refused_limit(s);
   absorb(fx);  // completions wait in pending_, after this request's own reply
@@ -321,7 +321,7 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
   const size_t n = r.messages.size();
   std::vector<proto::UniqueFd> mine;
   std::string why;
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   while (batch.next < n) {
     const size_t i = batch.next++;
     // This message's fds, in frame order (the codec checked the total).
@@ -387,7 +387,7 @@ void Driver::do_receive_batch(ipc::TaskId task, uint64_t id, const ipc::ReceiveO
   const ipc::WaitToken token = next_token_++;
   ipc::MessageOut out;
   uint32_t needed = 0;
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   const Status s = core_.receive(task, options, token, &out, &needed, fx);
   const ipc::Limit limit = refused_limit(s);
   absorb(fx);
@@ -437,7 +437,7 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
   ipc::ReceiveOptions rest = options;
   rest.timeout_ms = 0;
   rest.large = true;  // a message too large for the buffer stays queued
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   while (taken_.size() < max && fds == 0 && bytes + worst <= frame) {
     // Received in place: a message is not moved once more.
     Taken& next = taken_.emplace_back();
@@ -494,7 +494,7 @@ void Driver::do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions
   const ipc::WaitToken token = next_token_++;
   ipc::MessageOut out;
   uint32_t needed = 0;
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   const Status s = core_.receive(task, options, token, &out, &needed, fx);
   const ipc::Limit limit = refused_limit(s);
   absorb(fx);
@@ -510,7 +510,7 @@ void Driver::do_receive(ipc::TaskId task, uint64_t id, const ipc::ReceiveOptions
 void Driver::do_look_up(ipc::TaskId task, uint64_t id, const req::BootstrapLookUp& r) {
   const ipc::WaitToken token = next_token_++;
   ipc::Name name = ipc::kNameNull;
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   const Status s = core_.bootstrap_look_up(task, r.name, r.timeout_ms, token, &name, fx);
   const ipc::Limit limit = refused_limit(s);
   absorb(fx);
@@ -528,7 +528,7 @@ void Driver::do_look_up(ipc::TaskId task, uint64_t id, const req::BootstrapLookU
 void Driver::do_simple(ipc::TaskId task, uint64_t id, RequestBody& body) {
   proto::ScratchBuilder message(scratch_);
   auto reply = message->initRoot<wire::Reply>();
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   Status s = Status::kSuccess;
 
   std::visit(
@@ -647,7 +647,7 @@ void Driver::on_timer(ipc::WaitToken token) {
   // handler ran: then the token is gone and there is nothing to do.
   if (parked_.count(token) == 0) return;
   tick_clock();
-  ipc::Effects fx;
+  ipc::Effects& fx = fx_;
   core_.expire(token, fx);
   absorb(fx);
   drain();
@@ -663,10 +663,18 @@ void Driver::absorb(ipc::Effects& fx) {
 }
 
 void Driver::drain() {
+  // Each completion is handled where it waits (a deque's elements stay put
+  // as more are added). A drain reached from within one returns at once:
+  // this one goes on with what was added, in the same order.
+  if (draining_) return;
+  draining_ = true;
+  struct Done {
+    bool& flag;
+    ~Done() { flag = false; }
+  } done{draining_};
   while (!pending_.empty()) {
-    ipc::Completion c = std::move(pending_.front());
+    complete(pending_.front());
     pending_.pop_front();
-    complete(c);
   }
 }
 

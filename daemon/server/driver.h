@@ -243,6 +243,13 @@ class Driver {
   std::vector<Taken> taken_;
   std::vector<ipc::SendCharge> charges_;  // hold_rest's (reused)
   std::deque<ipc::Completion> pending_;
+  // What the core's calls report, absorbed right after each call. One object
+  // kept for its vectors' capacity: a local Effects allocated its completion
+  // vector on every send that woke a receiver. (A call absorbing another's
+  // effects early, were one nested in another, changes nothing: absorb only
+  // moves them on in order.)
+  ipc::Effects fx_;
+  bool draining_ = false;  // drain() is running
   // Set while the driver is being destroyed: timer handlers must not run.
   std::shared_ptr<bool> alive_;
 };
