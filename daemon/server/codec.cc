@@ -406,26 +406,29 @@ void decode_request(wire::Request::Reader request, const ipc::Limits& limits, De
         return refused_request(
             d, refuse(Status::kInvalidArgument, "more messages than the batch limit",
                       Limit::kBatchMessages));
-      req::SendBatch r;
+      auto& r = d.body.emplace<req::SendBatch>();
       if (Refusal f = decode_send_options(b.getOptions(), &r.options); refused(f))
         return refused_request(d, f);
-      r.fd_counts.reserve(messages.size());
+      r.messages.resize(messages.size());
+      r.refusals.resize(messages.size());
+      r.fd_counts.resize(messages.size());
       uint64_t fds = 0;
-      for (auto m : messages) {
-        const uint64_t n = wire_fd_count(m);
+      for (unsigned i = 0; i < messages.size(); ++i) {
+        r.refusals[i] = decode_message(messages[i], limits, &r.messages[i]);
+        // Where each message's fds end, whether or not it is valid: a
+        // decoded message's from its descriptors, a refused one's read off
+        // the wire again.
+        const uint64_t n =
+            refused(r.refusals[i]) ? wire_fd_count(messages[i]) : ool_fd_count(r.messages[i]);
         fds += n;
         if (fds > d.fd_count) break;
-        r.fd_counts.push_back(static_cast<uint16_t>(n));
+        r.fd_counts[i] = static_cast<uint16_t>(n);
       }
       if (fds != d.fd_count)
         return refused_request(
             d, refuse(Status::kSendInvalidMemory,
                       "fdCount differs from the fds the batch's OOL descriptors take"));
-      r.messages.resize(messages.size());
-      r.refusals.resize(messages.size());
-      for (unsigned i = 0; i < messages.size(); ++i)
-        r.refusals[i] = decode_message(messages[i], limits, &r.messages[i]);
-      return accepted(d, std::move(r));
+      return;
     }
     case wire::Request::RECEIVE_BATCH: {
       auto b = request.getReceiveBatch();
