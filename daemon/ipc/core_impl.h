@@ -295,11 +295,12 @@ class CoreImpl {
   void free_pending(PendingSend* ps);
   // Takes the first message a receiver of `port` / `pset` would get.
   Message* peek(Port* port, PortSet* pset) const;
-  // Completes a receive of `m` for task t: copyout and accounting. A right
+  // Completes a receive of `m` for task t into `out` (every field set):
+  // copyout and accounting. A right
   // the receiver has no room for is destroyed; *status says so
   // (MACH_RCV_HEADER_ERROR, MACH_RCV_BODY_ERROR) and *limit names the quota
   // that refused it, if one did.
-  MessageOut take(Space& space, Message* m, Effects& fx, Status* status, Limit* limit);
+  void take(Space& space, Message* m, Effects& fx, Status* status, Limit* limit, MessageOut& out);
   bool too_large(const Message* m, const ReceiveOptions& o, uint32_t* needed) const;
   void wake_waiter(Waiter* w, Status status, Effects& fx);
   void set_add(PortSet* s, Port* p);

@@ -187,7 +187,7 @@ bool CoreImpl::hand_over(Waiter* w, Message* m, Effects& fx) {
   Task* t = task(w->task);
   assert(t != nullptr);
   free_waiter(w);
-  c.message = take(t->space, m, fx, &c.status, &c.limit);
+  take(t->space, m, fx, &c.status, &c.limit, c.message.emplace());
   fx.completions.push_back(std::move(c));
   if (from != nullptr) admit(from, fx);
   return true;
@@ -206,9 +206,11 @@ void CoreImpl::discard(Message* m, Effects& fx) {
   destroy_message(m, fx);
 }
 
-MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status, Limit* limit) {
+void CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status, Limit* limit,
+                    MessageOut& out) {
   Port* port = m->dest.port;
-  MessageOut out;
+  // Every field is set here: the caller's MessageOut is filled in place.
+  out.descriptors.clear();
   out.local = port->receiver_name;
   out.local_type = m->dest.type;
   out.id = m->id;
@@ -273,7 +275,6 @@ MessageOut CoreImpl::take(Space& space, Message* m, Effects& fx, Status* status,
       !header_ok ? Status::kRcvHeaderError : (!body_ok ? Status::kRcvBodyError : Status::kSuccess);
   *limit = *status == Status::kSuccess ? Limit::kNone : last_limit_;
   last_limit_ = outer_limit;
-  return out;
 }
 
 void CoreImpl::queue_pending(Port* port, PendingSend* ps, Effects& fx) {
@@ -768,7 +769,7 @@ Status CoreImpl::receive(TaskId task_id, const ReceiveOptions& o, WaitToken toke
     unqueue(m);
     Status status;
     Limit limit;
-    *out = take(t->space, m, fx, &status, &limit);
+    take(t->space, m, fx, &status, &limit, *out);
     admit(from, fx);
     reap(fx);
     last_limit_ = limit;
