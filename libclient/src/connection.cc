@@ -255,17 +255,18 @@ void Connection::wait_writable() {
 void Connection::lead(std::unique_lock<std::mutex>& lock, Waiter& me) {
   lock.unlock();
   for (;;) {
-    if (!drain()) break;
-    {
-      std::lock_guard<std::mutex> guard(mu_);
-      if (me.done) break;
-    }
+    const bool alive = drain();
+    lock.lock();  // held from here to stop_leading when the loop ends
+    if (!alive || me.done) break;
+    lock.unlock();
     // The socket is blocking: the leader sleeps in recvmsg itself (one
     // system call per wake-up, no poll first); fail() shuts the socket
     // down, which wakes it.
-    if (!read_once(/*wait=*/true)) break;
+    if (!read_once(/*wait=*/true)) {
+      lock.lock();
+      break;
+    }
   }
-  lock.lock();
   stop_leading(lock);
 }
 
