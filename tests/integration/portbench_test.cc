@@ -152,6 +152,22 @@ class SmokeReport {
         EXPECT_TRUE(x["order_ok"].get<bool>());
         EXPECT_TRUE(positive_finite(x["rate"]));
         EXPECT_TRUE(positive_finite(x["seconds"]));
+        // Messages per receive call: one at a time unbatched, at most the
+        // call's limit batched, and some positive count of bytes-read calls
+        // for the raw relays.
+        const double per_call = x["per_receive_call"];
+        const std::string l = label;
+        if (l == "portd_unbatched") {
+          EXPECT_EQ(per_call, 1.0);
+        } else if (l == "portd" || l == "portd_pipelined") {
+          EXPECT_GE(per_call, 1.0);
+          EXPECT_LE(per_call, s["params"]["batch"].get<double>());
+        } else if (l == "portd_drain") {
+          EXPECT_GE(per_call, 1.0);
+          EXPECT_LE(per_call, s["params"]["drain_batch"].get<double>());
+        } else {
+          EXPECT_TRUE(positive_finite(per_call));
+        }
       }
       expect_ratios(s);
     }

@@ -214,7 +214,7 @@ Json relay_throughput(size_t senders, size_t per_sender, size_t size, bool batch
     OrderCheck order(senders);
     std::vector<uint8_t> buf(kRelayChunk + size);
     size_t have = 0, received = 0;
-    uint64_t checked = 0;
+    uint64_t checked = 0, reads = 0;
     bool order_ok = true;
     gate_wait();
     const uint64_t t0 = now_ns();
@@ -224,6 +224,7 @@ Json relay_throughput(size_t senders, size_t per_sender, size_t size, bool batch
       const ssize_t n = ::read(out.b, buf.data() + have, want);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
+      ++reads;
       have += static_cast<size_t>(n);
       size_t at = 0;
       for (; have - at >= size; at += size) {
@@ -241,11 +242,9 @@ Json relay_throughput(size_t senders, size_t per_sender, size_t size, bool batch
       t1 = now_ns();
     }
     ::close(out.b);
-    return Json{{"messages", total},
-                {"received", received},
-                {"bytes_checked", checked},
-                {"order_ok", order_ok},
-                {"seconds", double(t1 - t0) / 1e9}};
+    return Json{{"messages", total},      {"received", received},
+                {"receive_calls", reads}, {"bytes_checked", checked},
+                {"order_ok", order_ok},   {"seconds", double(t1 - t0) / 1e9}};
   });
   close_all(all);
   const bool started = gate_open(uint32_t(senders + 1));

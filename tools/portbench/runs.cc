@@ -160,6 +160,7 @@ Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t
     OrderCheck order(senders);
     uint64_t checked = 0;
     size_t received = 0;
+    uint64_t calls = 0;  // receive or receive_batch calls
     bool order_ok = true;
     const auto take = [&](const portd::ReceivedMessage& m) {
       uint32_t sender = 0, seq = 0;
@@ -174,6 +175,7 @@ Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t
     gate_wait();
     const uint64_t t0 = now_ns();
     while (received < total) {
+      ++calls;
       if (per_receive > 1) {
         auto got = task->receive_batch(receive_name, std::min(per_receive, total - received));
         if (!got) return Json{{"error", error_text("receive_batch", got.status())}};
@@ -185,11 +187,9 @@ Json oneway(const std::string& socket, size_t senders, size_t per_sender, size_t
       }
     }
     const uint64_t t1 = now_ns();
-    return Json{{"messages", total},
-                {"received", received},
-                {"bytes_checked", checked},
-                {"order_ok", order_ok},
-                {"seconds", double(t1 - t0) / 1e9}};
+    return Json{{"messages", total},      {"received", received},
+                {"receive_calls", calls}, {"bytes_checked", checked},
+                {"order_ok", order_ok},   {"seconds", double(t1 - t0) / 1e9}};
   });
   std::vector<Helper> sender_helpers;
   for (size_t s = 0; s < senders; ++s) {
