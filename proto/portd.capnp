@@ -450,6 +450,8 @@ struct Reply {
   fdCount @2 :UInt16;
   limit @3 :Text;
   # When a quota refused the request: the limit's name, e.g. "queued_bytes".
+  # In a sendStatuses reply (whose status is KERN_SUCCESS): the limit that
+  # refused the last of its messages a limit refused.
   neededSize @4 :UInt32;
   # With MACH_RCV_TOO_LARGE: the size the message needs.
   union {

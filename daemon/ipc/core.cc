@@ -79,8 +79,8 @@ Status Core::receive(TaskId task, const ReceiveOptions& options, WaitToken token
 }
 void Core::count_refused_send() { impl_->count_refused_send(); }
 void Core::hold_charges(TaskId task, std::span<const SendCharge> charges,
-                        std::vector<uint8_t>* held) {
-  impl_->hold_charges(task, charges, held);
+                        std::vector<uint8_t>* held, std::vector<Limit>* refused_by) {
+  impl_->hold_charges(task, charges, held, refused_by);
 }
 void Core::release_charges(TaskId task, const SendCharge& total) {
   impl_->release_charges(task, total);
@@ -165,15 +165,19 @@ void CoreImpl::account_unref(Account* a) {
 }
 
 void CoreImpl::hold_charges(TaskId task_id, std::span<const SendCharge> charges,
-                            std::vector<uint8_t>* held) {
+                            std::vector<uint8_t>* held, std::vector<Limit>* refused_by) {
   held->assign(charges.size(), 0);
+  refused_by->assign(charges.size(), Limit::kNone);
   Task* t = task(task_id);
   if (t == nullptr) return;
   Account* a = t->account;
   for (size_t i = 0; i < charges.size(); ++i) {
     const SendCharge& c = charges[i];
     if (c.messages == 0) continue;  // nothing to hold (a refused message)
-    if (!can_charge(a, c)) continue;
+    if (!can_charge(a, c)) {
+      (*refused_by)[i] = last_limit_;
+      continue;
+    }
     charge_force(a, c);
     (*held)[i] = 1;
   }

@@ -203,13 +203,15 @@ class Core {
   // messages behind one that waits for room) are charged to the task as the
   // sends will charge them: queued messages and bytes, out-of-line bytes and
   // fds in flight. hold_charges() charges all of `c` or, if any of it would
-  // pass a per-task or per-uid limit, nothing (last_refused_limit() says
-  // which). hold_charges() takes the messages in order, as their sends would
-  // come: held[i] says whether charges[i] was held (all false for an unknown
-  // task). A send with SendOptions::prepaid adopts its message's hold;
-  // release_charges() gives back holds (their sum) whose messages are
-  // dropped or refused.
-  void hold_charges(TaskId task, std::span<const SendCharge> charges, std::vector<uint8_t>* held);
+  // pass a per-task or per-uid limit, nothing. hold_charges() takes the
+  // messages in order, as their sends would come: held[i] says whether
+  // charges[i] was held (all false for an unknown task), and refused_by[i]
+  // names the limit that refused a charge not held (Limit::kNone for one
+  // held, one with nothing to hold, or an unknown task). A send with
+  // SendOptions::prepaid adopts its message's hold; release_charges() gives
+  // back holds (their sum) whose messages are dropped or refused.
+  void hold_charges(TaskId task, std::span<const SendCharge> charges, std::vector<uint8_t>* held,
+                    std::vector<Limit>* refused_by);
   void release_charges(TaskId task, const SendCharge& total);
   // `n` held messages the shell dropped unsent because their sender died:
   // counted as sent and destroyed (sender died), as a blocked send is.

@@ -108,7 +108,8 @@ class CoreImpl {
     ++counters_.messages_refused;
   }
 
-  void hold_charges(TaskId task, std::span<const SendCharge> charges, std::vector<uint8_t>* held);
+  void hold_charges(TaskId task, std::span<const SendCharge> charges, std::vector<uint8_t>* held,
+                    std::vector<Limit>* refused_by);
   void release_charges(TaskId task, const SendCharge& c);
   void count_dropped_sends(uint64_t n);
 

@@ -247,7 +247,7 @@ void Driver::do_send_batch(ipc::TaskId task, TaskState& state, uint64_t id, req:
   }
   const ipc::WaitToken batch_token = next_token_++;
   if (run_batch(batch_token, batch)) {
-    reply_send_batch(task, id, batch.statuses);
+    reply_send_batch(task, id, batch);
     return;
   }
   state.in_progress[id] = batch_token;
@@ -271,14 +271,16 @@ void Driver::hold_rest(SendBatchState& batch, size_t from) {
   for (size_t k = from; k < n; ++k)
     charges_.push_back(batch.request.refusals[k].status == Status::kSuccess ? charge_of(batch, k)
                                                                             : ipc::SendCharge{});
-  core_.hold_charges(batch.task, charges_, &batch.held);
+  core_.hold_charges(batch.task, charges_, &batch.held, &batch.held_refused_by);
   batch.held_from = from;
   for (size_t k = from; k < n; ++k) {
     Refusal& refusal = batch.request.refusals[k];
     // Refused as its send would be, with the messages before it queued or
     // waiting.
-    if (refusal.status == Status::kSuccess && !batch.held[k - from])
+    if (refusal.status == Status::kSuccess && !batch.held[k - from]) {
       refusal.status = Status::kSendNoBuffer;
+      refusal.limit = batch.held_refused_by[k - from];
+    }
   }
 }
 
@@ -298,10 +300,10 @@ void Driver::drop_rest(SendBatchState& batch, bool sender_died, Status status) {
   release_held(batch);
   const size_t n = batch.request.messages.size();
   for (size_t i = batch.next; i < n; ++i) {
-    const Status refused = batch.request.refusals[i].status;
-    if (refused != Status::kSuccess) {
+    const Refusal& refused = batch.request.refusals[i];
+    if (refused.status != Status::kSuccess) {
       core_.count_refused_send();
-      batch.statuses[i] = refused;
+      set_outcome(batch, i, refused.status, refused.limit);
     } else if (sender_died) {
       core_.count_dropped_sends(1);
     } else {
@@ -330,7 +332,7 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
       mine.push_back(std::move(batch.fds[batch.next_fd++]));
     if (r.refusals[i].status != Status::kSuccess) {
       core_.count_refused_send();
-      batch.statuses[i] = r.refusals[i].status;
+      set_outcome(batch, i, r.refusals[i].status, r.refusals[i].limit);
       continue;  // its fds close
     }
     // A held message's send adopts its hold; a refused one gives it back.
@@ -355,8 +357,8 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
     }
     const ipc::WaitToken token = next_token_++;
     const Status s = core_.send(batch.task, message, options, token, fx);
+    set_outcome(batch, i, s, refused_limit(s));
     absorb(fx);
-    batch.statuses[i] = s;
     if (s == Status::kSendInProgress) {
       park(token, batch.task, batch.request_id, ParkedKind::kBatchSend, options.timeout_ms, nullptr,
            static_cast<uint32_t>(i), batch_token);
@@ -372,10 +374,18 @@ bool Driver::run_batch(ipc::WaitToken batch_token, SendBatchState& batch) {
   return true;
 }
 
-void Driver::reply_send_batch(ipc::TaskId task, uint64_t id, const std::vector<Status>& statuses) {
+void Driver::set_outcome(SendBatchState& batch, size_t i, Status status, ipc::Limit limit) {
+  batch.statuses[i] = status;
+  if (limit != ipc::Limit::kNone) batch.limit = limit;
+}
+
+void Driver::reply_send_batch(ipc::TaskId task, uint64_t id, const SendBatchState& batch) {
+  const std::vector<Status>& statuses = batch.statuses;
   proto::ScratchBuilder message(scratch_);
   auto reply = message->initRoot<wire::Reply>();
-  encode_reply_header(reply, id, Status::kSuccess);
+  // The reply's status is the request's (success); its limit is the one
+  // that refused the last message a limit refused.
+  encode_reply_header(reply, id, Status::kSuccess, batch.limit);
   auto list = reply.initSendStatuses(static_cast<unsigned>(statuses.size()));
   for (size_t i = 0; i < statuses.size(); ++i)
     list.set(static_cast<unsigned>(i), static_cast<int32_t>(statuses[i]));
@@ -724,12 +734,12 @@ void Driver::complete(ipc::Completion& c) {
       auto b = batches_.find(p.batch);
       if (b == batches_.end()) break;  // cannot happen: the batch outlives its messages
       SendBatchState& batch = b->second;
-      batch.statuses[p.index] = c.status;
+      set_outcome(batch, p.index, c.status, c.limit);
       batch.waiting = 0;
       if (!run_batch(p.batch, batch)) break;  // the next waits
       if (auto t = tasks_.find(p.task); t != tasks_.end())
         t->second.in_progress.erase(batch.request_id);
-      reply_send_batch(p.task, batch.request_id, batch.statuses);
+      reply_send_batch(p.task, batch.request_id, batch);
       batches_.erase(b);
       break;
     }

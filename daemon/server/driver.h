@@ -139,6 +139,10 @@ class Driver {
     bool interrupted = false;     // cancelled: the rest are not sent
     bool has_deadline = false;    // a timeout: no message waits past the deadline
     std::chrono::steady_clock::time_point deadline;
+    // The limit that refused the last message a limit refused, so far in
+    // message order: the reply's `limit` (Limit::kNone if none did).
+    ipc::Limit limit = ipc::Limit::kNone;
+    std::vector<ipc::Limit> held_refused_by;  // hold_charges' output (scratch)
   };
   struct TaskState {
     explicit TaskState(ipc::NodePool* nodes) : in_progress(nodes) {}
@@ -176,7 +180,9 @@ class Driver {
   // The batch ends unsent from `next` on: each held message is released,
   // and counted (dropped: its sender died; or refused with `status`).
   void drop_rest(SendBatchState& batch, bool sender_died, Status status);
-  void reply_send_batch(ipc::TaskId task, uint64_t id, const std::vector<Status>& statuses);
+  void reply_send_batch(ipc::TaskId task, uint64_t id, const SendBatchState& batch);
+  // Records message i's outcome, and the limit that refused it if one did.
+  static void set_outcome(SendBatchState& batch, size_t i, Status status, ipc::Limit limit);
   // An upper bound of the bytes `message` adds to a reply frame.
   static size_t encoded_bound(const ipc::MessageOut& message);
 

@@ -638,7 +638,12 @@ std::vector<Status> Task::send_batch(std::span<OutgoingMessage> messages,
   const size_t n = messages.size();
   std::vector<Status> statuses(n, Status::kSuccess);
   if (options.cancel) {
-    for (size_t i = 0; i < n; ++i) statuses[i] = send(messages[i], options);
+    std::string limit;
+    for (size_t i = 0; i < n; ++i) {
+      statuses[i] = send(messages[i], options);
+      if (!t_refused_limit.empty()) limit = t_refused_limit;
+    }
+    note_refused_limit(limit);
     return statuses;
   }
   if (max_batch_ != 0) return send_batched(messages, options);
@@ -681,15 +686,18 @@ std::vector<Status> Task::send_batch(std::span<OutgoingMessage> messages,
     fds[k] = std::move(regions[index[k]].fds);
   }
   connection_->call_batch(builders, fds, replies, transport);
+  std::string limit;  // that refused the last message a limit refused
   for (size_t k = 0; k < m; ++k) {
     const size_t i = index[k];
     const Status status = ok(transport[k]) ? replies[k].status : transport[k];
     statuses[i] = status;
+    if (ok(transport[k]) && !replies[k].limit.empty()) limit = replies[k].limit;
     if (send_consumed(status)) {
       regions_sent(messages[i], regions[i]);
       messages[i].consumed();
     }
   }
+  note_refused_limit(limit);
   return statuses;
 }
 
@@ -816,6 +824,7 @@ std::vector<Status> Task::send_batched(std::span<OutgoingMessage> messages,
   std::vector<ReplyData> replies(m);
   std::vector<Status> transport(m, Status::kSuccess);
   connection_->call_batch(builders, fds, replies, transport);
+  std::string limit;  // that refused the last message a limit refused
   for (size_t g = 0; g < m; ++g) {
     const Group& group = groups[g];
     const ReplyData& reply = replies[g];
@@ -829,10 +838,14 @@ std::vector<Status> Task::send_batched(std::span<OutgoingMessage> messages,
     const Status whole = !ok(transport[g])   ? transport[g]
                          : !ok(reply.status) ? reply.status
                                              : Status::kFailure;
+    // The daemon names the limit that refused the last of the request's
+    // messages a limit refused (or that refused the request as a whole).
+    if (!over_limit && ok(transport[g]) && !reply.limit.empty()) limit = reply.limit;
     for (size_t k = group.begin; k < group.end; ++k) {
       const size_t i = ready[k];
       if (over_limit) {
         statuses[i] = send(messages[i], options);
+        if (!t_refused_limit.empty()) limit = t_refused_limit;
         continue;
       }
       const Status status = answered ? reply.send_statuses[k - group.begin] : whole;
@@ -843,6 +856,7 @@ std::vector<Status> Task::send_batched(std::span<OutgoingMessage> messages,
       }
     }
   }
+  note_refused_limit(limit);
   return statuses;
 }
 

@@ -201,6 +201,38 @@ class QueuedQuota : public DaemonQuotaTest {
     ASSERT_TRUE(got.ok());
     EXPECT_EQ(got->id, fits);
     EXPECT_EQ(snapshot(*sender), base);
+
+    // The same in one send_batch, with the batch requests and with
+    // pipelined sends (protocol version 1): the one over the quota is
+    // refused and named; a batch that all goes names none.
+    for (const uint32_t version : {0u, 1u}) {
+      SCOPED_TRACE(version);
+      ConnectOptions options{daemon_->socket_path(), "batch-sender"};
+      options.protocol_version = version;
+      auto connected = Task::connect(options);
+      ASSERT_TRUE(connected.ok()) << status_name(connected.status());
+      std::shared_ptr<Task> batcher = std::move(*connected);
+      SendRight to = hand_over(receiver, *inbox, batcher);
+      std::vector<OutgoingMessage> batch;
+      for (int i = 0; i <= fits; ++i) batch.push_back(make(to, i));
+      std::vector<Status> want(static_cast<size_t>(fits), Status::kSuccess);
+      want.push_back(Status::kSendNoBuffer);
+      EXPECT_EQ(batcher->send_batch(batch, at_once_send()), want);
+      EXPECT_EQ(last_refused_limit(), limit);
+      for (int i = 0; i < fits; ++i) {
+        auto m = inbox->receive(at_once());
+        ASSERT_TRUE(m.ok()) << status_name(m.status());
+        EXPECT_EQ(m->id, i);
+      }
+      std::vector<OutgoingMessage> fitting;
+      fitting.push_back(make(to, fits));
+      EXPECT_EQ(batcher->send_batch(fitting, at_once_send()),
+                std::vector<Status>{Status::kSuccess});
+      EXPECT_EQ(last_refused_limit(), "");
+      auto m = inbox->receive(at_once());
+      ASSERT_TRUE(m.ok());
+      EXPECT_EQ(m->id, fits);
+    }
   }
 };
 

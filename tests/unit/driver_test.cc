@@ -717,6 +717,8 @@ TEST_F(DriverTest, ASendBatchAnswersWhenItsLastParkedMessageCompletes) {
     EXPECT_EQ(got[1].which, wire::Reply::SEND_STATUSES);
     EXPECT_EQ(got[1].statuses,
               (std::vector<Status>{Status::kSuccess, Status::kSuccess, Status::kSuccess}));
+    EXPECT_EQ(got[1].status, Status::kSuccess);
+    EXPECT_TRUE(got[1].limit.empty());  // no message was refused by a limit
   }
   EXPECT_EQ(driver_.parked_count(), 0u);
   EXPECT_EQ(driver_.batch_count(), 0u);
@@ -871,12 +873,59 @@ TEST(DriverLimits, HeldBatchMessagesAreChargedAndRefusedPastTheQuota) {
       EXPECT_EQ(got[1].statuses,
                 (std::vector<Status>{Status::kSuccess, Status::kSuccess, Status::kSuccess,
                                      Status::kSendNoBuffer, Status::kSendNoBuffer}));
+      EXPECT_EQ(got[1].status, Status::kSuccess);
+      EXPECT_EQ(got[1].limit, "queued_messages");  // what refused the held two
     }
   }
   EXPECT_EQ(*used, 0u);
   EXPECT_EQ(core.impl().counters().messages_sent, 5u);
   EXPECT_EQ(core.impl().counters().messages_refused, 2u);
   EXPECT_EQ(core.impl().counters().messages_received, 3u);
+}
+
+// A batch's answer names the limit that refused the last of its messages a
+// limit refused: here the core's quota at send, after a message the codec
+// refused for its size; a later message that goes does not clear it.
+TEST(DriverLimits, ASendBatchNamesTheLimitOfItsLastMessageALimitRefused) {
+  ipc::Limits limits;
+  limits.per_task.queued_messages = 2;
+  LimitedDriver d(limits);
+  RecordingSink& sink = d.sink;
+  d.handle(req::Allocate{ipc::Right::kReceive});
+  const ipc::Name full = sink.take(1).at(0).name;
+  d.handle(req::Allocate{ipc::Right::kReceive});
+  const ipc::Name other = sink.take(1).at(0).name;
+
+  // 0 queued, 1 refused by the codec (message_bytes), 2 queued, 3 over the
+  // queued-messages quota.
+  req::SendBatch b = batch_to(full, 4, 0);
+  b.refusals[1] = Refusal{Status::kSendTooLarge, ipc::Limit::kMessageBytes, "too large"};
+  d.handle(std::move(b));  // request 3
+  auto got = sink.take(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 3u);
+  EXPECT_EQ(got[0].status, Status::kSuccess);
+  EXPECT_EQ(got[0].statuses, (std::vector<Status>{Status::kSuccess, Status::kSendTooLarge,
+                                                  Status::kSuccess, Status::kSendNoBuffer}));
+  EXPECT_EQ(got[0].limit, "queued_messages");
+
+  // Only the codec's refusal: it is the last one a limit made, though the
+  // message after it goes (to another port; the quota has room for none, so
+  // take the two queued first).
+  for (int i = 0; i < 2; ++i) {
+    req::Receive rcv;
+    rcv.options.name = full;
+    rcv.options.timeout_ms = 0;
+    d.handle(rcv);
+    ASSERT_EQ(sink.take(1).at(0).status, Status::kSuccess);
+  }
+  req::SendBatch c = batch_to(other, 2, 0);
+  c.refusals[0] = Refusal{Status::kSendTooLarge, ipc::Limit::kMessageBytes, "too large"};
+  d.handle(std::move(c));
+  got = sink.take(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].statuses, (std::vector<Status>{Status::kSendTooLarge, Status::kSuccess}));
+  EXPECT_EQ(got[0].limit, "message_bytes");
 }
 
 }  // namespace

@@ -178,7 +178,9 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   // status per message; each message is consumed iff its own send
   // succeeded. A message refused before sending (its problem(), a region
   // that cannot be made) is skipped and the others still go. With
-  // options.cancel set, the messages are sent one by one.
+  // options.cancel set, the messages are sent one by one. Afterwards
+  // last_refused_limit() names the limit that refused the last of these
+  // messages a limit refused, or is "" if none was.
   std::vector<Status> send_batch(std::span<OutgoingMessage> messages,
                                  const SendOptions& options = {});
   // Up to `max` messages from a receive right or port set: the first is
