@@ -130,9 +130,13 @@ Refusal decode_message(wire::OutMessage::Reader in, const ipc::Limits& limits,
   m.local = in.getLocal();
   m.local_disposition = static_cast<Disposition>(local_disposition);
   m.id = in.getId();
-  if (Refusal r = decode_descriptors(in.getDescriptors(), limits, &m.descriptors); refused(r)) {
-    m = ipc::MessageIn{};
-    return r;
+  // (A message without descriptors, the common case, skips reading a list
+  // pointer that is null: has*() is a field test, get*() a checked read.)
+  if (in.hasDescriptors()) {
+    if (Refusal r = decode_descriptors(in.getDescriptors(), limits, &m.descriptors); refused(r)) {
+      m = ipc::MessageIn{};
+      return r;
+    }
   }
   if (body.size() <= BodyPool::kMaxCapacity) m.body = BodyPool::take();
   m.body.assign(body.begin(), body.end());
@@ -190,6 +194,7 @@ bool is_introspection(const RequestBody& body) {
 // message's fds end even when it refuses one of them).
 uint64_t wire_fd_count(wire::OutMessage::Reader in) {
   uint64_t n = 0;
+  if (!in.hasDescriptors()) return 0;
   for (auto d : in.getDescriptors())
     if (d.which() == wire::OutDescriptor::OOL) n += d.getOol().getReleaseSignal() ? 2 : 1;
   return n;

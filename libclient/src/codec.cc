@@ -28,7 +28,10 @@ ReceivedMessage decode_message(wire::InMessage::Reader in, std::vector<UniqueFd>
   auto body = in.getBody();
   const auto* bytes = reinterpret_cast<const std::byte*>(body.begin());
   m.body.assign(bytes, bytes + body.size());
-  auto descriptors = in.getDescriptors();
+  // Most messages carry no descriptors: has*() tests the pointer, where
+  // get*() would read and check a null list.
+  auto descriptors =
+      in.hasDescriptors() ? in.getDescriptors() : capnp::List<wire::OutDescriptor>::Reader();
   m.descriptors.reserve(descriptors.size());
   size_t& next_fd = *next_fd_io;
   for (auto d : descriptors) {
