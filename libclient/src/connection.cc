@@ -255,7 +255,7 @@ void Connection::wait_writable() {
 void Connection::lead(std::unique_lock<std::mutex>& lock, Waiter& me) {
   lock.unlock();
   for (;;) {
-    const bool alive = drain();
+    const bool alive = drain(&me);
     lock.lock();  // held from here to stop_leading when the loop ends
     if (!alive || me.done) break;
     lock.unlock();
@@ -289,7 +289,7 @@ bool Connection::read_once(bool wait) {
   return false;
 }
 
-bool Connection::drain() {
+bool Connection::drain(Waiter* self) {
   for (;;) {
     switch (reader_.next()) {
       case proto::FrameReader::Next::kNeedMore: return true;
@@ -297,14 +297,14 @@ bool Connection::drain() {
         fail("malformed frame from the daemon: " + reader_.error());
         return false;
       case proto::FrameReader::Next::kFrame:
-        handle_frame();
+        handle_frame(self);
         if (dead_.load()) return false;
         break;
     }
   }
 }
 
-void Connection::handle_frame() {
+void Connection::handle_frame(Waiter* self) {
   wire::Reply::Reader reply;
   uint64_t id = 0;
   uint16_t fd_count = 0;
@@ -334,6 +334,14 @@ void Connection::handle_frame() {
   std::string error;
   const bool decoded = decode_reply(reply, fds, waiter->reply, &error);
   if (!decoded) fail(error);
+  if (waiter == self) {
+    // The leader's own reply: the waiter left the table, so nobody else
+    // touches it, and the thread that waits on it is this one (it reads
+    // `done` once this returns). No lock, no wake-up.
+    waiter->status = decoded ? Status::kSuccess : Status::kInvalidTask;
+    waiter->done = true;
+    return;
+  }
   std::lock_guard<std::mutex> guard(mu_);
   waiter->status = decoded ? Status::kSuccess : Status::kInvalidTask;
   waiter->done = true;

@@ -127,12 +127,13 @@ class Connection {
   // `lock` held and leadership given up, once `me` is done.
   void lead(std::unique_lock<std::mutex>& lock, Waiter& me);
   // Hands out every complete frame in the reader's buffer. False if the
-  // stream cannot go on (the connection has been failed).
-  bool drain();
+  // stream cannot go on (the connection has been failed). `self`: the
+  // calling thread's own waiter, if it leads for one.
+  bool drain(Waiter* self = nullptr);
   // Reads once from the socket: after poll said so, or with `wait`, sleeping
   // until something arrives. False if the connection has been failed.
   bool read_once(bool wait = false);
-  void handle_frame();
+  void handle_frame(Waiter* self);
   // Gives leadership up and wakes a sleeping waiter to take it. `lock` held.
   void stop_leading(std::unique_lock<std::mutex>& lock);
   void fail(const std::string& reason);

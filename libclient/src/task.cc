@@ -166,7 +166,6 @@ class TaskCall {
   TaskCall(detail::Connection& connection, capnp::MessageBuilder& request,
            std::vector<UniqueFd> fds, Task& task, const Canceller& canceller, Status interrupted)
       : connection_(connection) {
-    note_refused_limit({});
     detail::CancelState* state = canceller.state().get();
     if (state == nullptr) {
       transport_ = connection.call(request, std::move(fds), &reply_);
@@ -174,6 +173,7 @@ class TaskCall {
       return;
     }
     if (canceller.cancelled()) {
+      note_refused_limit({});
       transport_ = interrupted;
       return;
     }
