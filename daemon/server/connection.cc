@@ -296,7 +296,7 @@ void Connection::queued() {
     spdlog::debug("task {}: {} reply bytes and {} fds unsent, reading paused", task_,
                   writer_.pending_bytes(), writer_.pending_fds());
   }
-  server_.mark_dirty(shared_from_this());
+  server_.mark_dirty(*this);
 }
 
 void Connection::wait_writable() {

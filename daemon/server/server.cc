@@ -229,10 +229,11 @@ void Server::post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply
   it->second->send(reply, std::move(fds), std::move(body));
 }
 
-void Server::mark_dirty(const std::shared_ptr<Connection>& connection) {
-  if (connection->dirty_) return;
-  connection->dirty_ = true;
-  dirty_.push_back(connection);
+void Server::mark_dirty(Connection& connection) {
+  // Already listed: nothing to do, and no reference count taken.
+  if (connection.dirty_) return;
+  connection.dirty_ = true;
+  dirty_.push_back(connection.shared_from_this());
   if (flush_posted_ || batch_depth_ > 0) return;
   flush_posted_ = true;
   std::weak_ptr<bool> alive = alive_;

@@ -107,7 +107,7 @@ class Server : public ReplySink, public TaskDirectory {
                             std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) override;
 
   // For connections.
-  void mark_dirty(const std::shared_ptr<Connection>& connection);
+  void mark_dirty(Connection& connection);
   // While a ReadBatch lives (a connection handling what one readiness
   // brought), replies are not flushed by a posted handler: the batch's end
   // flushes every dirty connection, in the same event-loop turn. That saves
