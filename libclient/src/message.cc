@@ -300,23 +300,16 @@ void OutgoingMessage::consumed() {
   if (remote_held_) let_go(*remote_held_);
   if (local_held_) let_go(*local_held_);
   for (auto& held : held_) let_go(held);
-  // Empty again, field by field: the body keeps its buffer when it is small,
-  // so a message object reused for the next send (as a sending loop does)
-  // allocates nothing; a large one is given back.
+  // Empty again, as a fresh message, except that the body keeps its buffer
+  // when it is small: a message object reused for the next send (as a
+  // sending loop does) allocates nothing; a large buffer is given back.
   constexpr size_t kKeptBodyCapacity = size_t{64} << 10;
-  remote_ = kNameNull;
-  remote_disposition_ = Disposition::kNone;
-  local_ = kNameNull;
-  local_disposition_ = Disposition::kNone;
-  id_ = 0;
-  body_.clear();
-  if (body_.capacity() > kKeptBodyCapacity) std::vector<std::byte>().swap(body_);
-  descriptors_.clear();
-  remote_held_.reset();
-  local_held_.reset();
-  held_.clear();
-  task_ = nullptr;
-  problem_ = Status::kSuccess;
+  std::vector<std::byte> body = std::move(body_);
+  *this = OutgoingMessage();
+  if (body.capacity() <= kKeptBodyCapacity) {
+    body.clear();
+    body_ = std::move(body);
+  }
 }
 
 }  // namespace portd
