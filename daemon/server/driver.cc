@@ -271,7 +271,7 @@ void Driver::hold_rest(SendBatchState& batch, size_t from) {
   for (size_t k = from; k < n; ++k)
     charges_.push_back(batch.request.refusals[k].status == Status::kSuccess ? charge_of(batch, k)
                                                                             : ipc::SendCharge{});
-  core_.hold_charges(batch.task, charges_, &batch.held, &batch.held_refused_by);
+  core_.hold_charges(batch.task, charges_, &batch.held, &refused_by_);
   batch.held_from = from;
   for (size_t k = from; k < n; ++k) {
     Refusal& refusal = batch.request.refusals[k];
@@ -279,7 +279,7 @@ void Driver::hold_rest(SendBatchState& batch, size_t from) {
     // waiting.
     if (refusal.status == Status::kSuccess && !batch.held[k - from]) {
       refusal.status = Status::kSendNoBuffer;
-      refusal.limit = batch.held_refused_by[k - from];
+      refusal.limit = refused_by_[k - from];
     }
   }
 }

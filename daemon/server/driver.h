@@ -142,7 +142,6 @@ class Driver {
     // The limit that refused the last message a limit refused, so far in
     // message order: the reply's `limit` (Limit::kNone if none did).
     ipc::Limit limit = ipc::Limit::kNone;
-    std::vector<ipc::Limit> held_refused_by;  // hold_charges' output (scratch)
   };
   struct TaskState {
     explicit TaskState(ipc::NodePool* nodes) : in_progress(nodes) {}
@@ -248,6 +247,7 @@ class Driver {
   };
   std::vector<Taken> taken_;
   std::vector<ipc::SendCharge> charges_;  // hold_rest's (reused)
+  std::vector<ipc::Limit> refused_by_;    // hold_rest's: what refused each hold
   std::deque<ipc::Completion> pending_;
   // What the core's calls report, absorbed right after each call. One object
   // kept for its vectors' capacity: a local Effects allocated its completion
