@@ -244,8 +244,10 @@ class CoreImpl {
   void port_ref(Port* p) { ++p->refs; }
   void port_unref(Port* p);
   // The receive right is being destroyed: the port dies, unless a
-  // port-destroyed request sends the right to its backup port.
-  void destroy_receive(Port* p, Effects& fx);
+  // port-destroyed request sends the right to its backup port. `charged`
+  // (may be null) is the account paying for the port, with a reference:
+  // both end here, or ride with the right to the backup port.
+  void destroy_receive(Port* p, Account* charged, Effects& fx);
   void kill_port(Port* p, Effects& fx);
   void reap(Effects& fx);
   // Would moving p's receive right into a message to `dest` make a cycle?
@@ -311,7 +313,9 @@ class CoreImpl {
   // ---- notifications (notify.cc) ------------------------------------------
   // Sends a notification through the send-once right `so` (consumed).
   void notify(HeldRight&& so, Notify id, uint32_t value, Effects& fx);
-  void notify_port_destroyed(HeldRight&& so, Port* port, Effects& fx);
+  // The receive right for `port` goes to the backup port, still charged to
+  // `charged` (whose reference it takes).
+  void notify_port_destroyed(HeldRight&& so, Port* port, Account* charged, Effects& fx);
   void fire_dead_names(Port* p, Effects& fx);
   void cancel_dn_request(DnRequest* r);
 

@@ -21,13 +21,19 @@ struct Seen {
 std::string CoreImpl::check_invariants() const {
   std::ostringstream err;
   std::unordered_map<const Port*, Seen> seen;
+  // Receive rights each account pays for: in its task's space, or sent by
+  // it and still in transit.
+  std::unordered_map<const Account*, uint64_t> ports_charged;
 
   auto count_held = [&](const HeldRight& r) {
     if (r.port == nullptr) return;
     switch (r.type) {
       case RightType::kSend: ++seen[r.port].srights; break;
       case RightType::kSendOnce: ++seen[r.port].sorights; break;
-      case RightType::kReceive: ++seen[r.port].receive; break;
+      case RightType::kReceive:
+        ++seen[r.port].receive;
+        if (r.maker != nullptr) ++ports_charged[r.maker];
+        break;
       default: err << "held right without a type\n";
     }
   };
@@ -55,6 +61,7 @@ std::string CoreImpl::check_invariants() const {
         if (e.bits & kTypeSendOnce) ++seen[e.port].sorights;
         if (e.bits & kTypeReceive) {
           ++seen[e.port].receive;
+          ++ports_charged[space.account];
           if (e.port->receiver != &space || e.port->receiver_name != name_of(space, index))
             err << "port " << e.port->id << ": receiver does not point back at its entry\n";
         }
@@ -123,6 +130,13 @@ std::string CoreImpl::check_invariants() const {
       if (m->arrival <= last) err << "set " << sid << ": queue out of arrival order\n";
       last = m->arrival;
     }
+  }
+
+  for (const auto& [id, task] : tasks_) {
+    const uint64_t expected = ports_charged[task->account];
+    if (task->account->used.ports != expected)
+      err << "task " << id << ": charged for " << task->account->used.ports << " ports, holds "
+          << expected << " (in its space or in transit)\n";
   }
 
   for (const auto& [pid, p] : ports_) {

@@ -16,7 +16,7 @@ namespace portd::ipc {
 enum class Limit : uint8_t {
   kNone = 0,
   kNames,               // entries in one name space
-  kPorts,               // receive rights a task created and still holds
+  kPorts,               // receive rights a task holds or sent and not yet received
   kPortSets,            // port sets
   kQueuedMessages,      // messages sent and not yet received
   kQueuedBytes,         // their inline bytes

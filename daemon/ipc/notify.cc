@@ -45,14 +45,14 @@ void CoreImpl::notify(HeldRight&& in, Notify id, uint32_t value, Effects& fx) {
   deliver(port, m, fx);
 }
 
-void CoreImpl::notify_port_destroyed(HeldRight&& in, Port* p, Effects& fx) {
+void CoreImpl::notify_port_destroyed(HeldRight&& in, Port* p, Account* charged, Effects& fx) {
   HeldRight so = std::move(in);
   in = {};
   Port* backup = so.port;
   Message* m = new_message();
   m->id = static_cast<int32_t>(Notify::kPortDestroyed);
   m->exempt = true;
-  HeldRight receive{p, RightType::kReceive};
+  HeldRight receive{p, RightType::kReceive, false, charged};
   port_ref(p);
   p->transit_dest = backup;
   m->descriptors.emplace_back(std::move(receive));

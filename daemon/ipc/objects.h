@@ -62,7 +62,9 @@ struct HeldRight {
   Port* port = nullptr;               // null: MACH_PORT_NULL or, if `dead`, MACH_PORT_DEAD
   RightType type = RightType::kNone;  // also kept for a dead right
   bool dead = false;
-  // For a send-once right: the account its maker is charged to.
+  // The account this right is charged to while it is held: a send-once
+  // right's maker (send_once_rights), or for a receive right in transit the
+  // task that sent it (ports) until a receiver takes it. Holds a reference.
   Account* maker = nullptr;
 
   HeldRight() = default;

@@ -128,7 +128,11 @@ HeldRight CoreImpl::copyin(Space& space, const Planned& p, Port* transit_dest, u
     case Disposition::kMoveReceive:
       r.type = RightType::kReceive;
       e.bits &= ~kTypeReceive;
-      uncharge(space.account, Limit::kPorts, 1);
+      // The port stays charged to this task until a receiver takes the
+      // right (copyout) or it dies (release_right): moving ports into
+      // messages must not let a task hold more than its quota.
+      r.maker = space.account;
+      ++space.account->refs;
       detach_receiver(port, Status::kRcvPortChanged, fx);
       port->transit_dest = transit_dest;
       emptied = true;
@@ -258,7 +262,15 @@ Name CoreImpl::copyout(Space& space, HeldRight&& in, Effects& fx, bool* ok, uint
       return name_of(space, index);
     }
     case RightType::kReceive: {
-      if (!charge(space.account, Limit::kPorts, 1)) {
+      // The charge passes from whoever put the right in transit to this
+      // task. Back to the same account (a restored send, a right moved to
+      // another name) it simply stays, whatever the limit is now.
+      Account* was = r.maker;
+      r.maker = nullptr;
+      const bool same = was == space.account;
+      if (!same) uncharge(was, Limit::kPorts, 1);
+      account_unref(was);
+      if (!same && !charge(space.account, Limit::kPorts, 1)) {
         release_right(std::move(r), fx);
         *ok = false;
         return kNameNull;
@@ -340,7 +352,7 @@ void CoreImpl::release_right(HeldRight&& in, Effects& fx) {
         consume_send_once(std::move(r));
       break;
     case RightType::kReceive:
-      destroy_receive(p, fx);
+      destroy_receive(p, r.maker, fx);  // the charge ends, or rides on
       port_unref(p);
       break;
     default: assert(false);
@@ -373,7 +385,7 @@ void CoreImpl::detach_receiver(Port* p, Status wake, Effects& fx) {
   p->receiver_name = kNameNull;
 }
 
-void CoreImpl::destroy_receive(Port* p, Effects& fx) {
+void CoreImpl::destroy_receive(Port* p, Account* charged, Effects& fx) {
   assert(p->active && p->receiver == nullptr);
   if (!p->pd_request.empty()) {
     // The backup-port pattern: the receive right goes to the registered port
@@ -381,11 +393,13 @@ void CoreImpl::destroy_receive(Port* p, Effects& fx) {
     HeldRight so = std::move(p->pd_request);
     p->pd_request = {};
     if (so.port->active && !circular(p, so.port)) {
-      notify_port_destroyed(std::move(so), p, fx);
+      notify_port_destroyed(std::move(so), p, charged, fx);
       return;
     }
     release_right(std::move(so), fx);
   }
+  uncharge(charged, Limit::kPorts, 1);
+  account_unref(charged);
   kill_port(p, fx);
 }
 

@@ -136,9 +136,9 @@ void CoreImpl::entry_lost_right(Space& space, uint32_t index, uint32_t bit, Effe
   switch (bit) {
     case kTypeReceive:
       e.bits &= ~kTypeReceive;
-      uncharge(space.account, Limit::kPorts, 1);
       detach_receiver(p, Status::kRcvPortDied, fx);
-      destroy_receive(p, fx);
+      ++space.account->refs;  // destroy_receive takes the charge with a reference
+      destroy_receive(p, space.account, fx);
       break;
     case kTypeSend:
       e.bits &= ~kTypeSend;

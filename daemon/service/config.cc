@@ -52,7 +52,7 @@ struct Key {
 const char* quota_noun(ipc::Limit l) {
   switch (l) {
     case ipc::Limit::kNames: return "name-space entries (rights and dead names)";
-    case ipc::Limit::kPorts: return "ports (receive rights created and still held)";
+    case ipc::Limit::kPorts: return "ports (receive rights held or sent and not yet received)";
     case ipc::Limit::kPortSets: return "port sets";
     case ipc::Limit::kQueuedMessages: return "messages sent and not yet received";
     case ipc::Limit::kQueuedBytes: return "inline bytes of messages sent and not yet received";

@@ -120,10 +120,10 @@ TEST_F(DaemonUidQuotaTest, NamesForRightsArrivingInAMessage) {
   EXPECT_EQ(used_names(*receiver), 2u);
 }
 
-TEST_F(DaemonUidQuotaTest, PortsForAReceiveRightArrivingInAMessage) {
+TEST_F(DaemonUidQuotaTest, AReceiveRightInTransitStaysChargedToItsSendersUid) {
   // The receiver holds one port and the sender, of the same uid, the other
-  // two the uid may have once the right in the message is on its way: that
-  // receive right cannot be held.
+  // two the uid may have. The right sent away still counts, so the uid stays
+  // full; when it arrives its charge passes to the receiver, uid unchanged.
   start({"--quota-uid-ports", "3"});
   auto receiver = connect("receiver");
   auto sender = connect("sender");
@@ -133,34 +133,28 @@ TEST_F(DaemonUidQuotaTest, PortsForAReceiveRightArrivingInAMessage) {
   auto moving = sender->make_port();
   auto other = sender->make_port();
   ASSERT_TRUE(moving.ok() && other.ok());
-  auto keep = moving->make_send();  // to see the port die
-  ASSERT_TRUE(keep.ok());
-  const uint64_t ports_before = fetch(IntrospectWhat::kStatus)["ports"].get<uint64_t>();
+  const Name moving_name = moving->name();
   OutgoingMessage m = text(to_inbox, 8);
   m.add_port(std::move(*moving));
   ASSERT_EQ(sender->send(m), Status::kSuccess);
-  // In flight, the right is charged to nobody; a port made meanwhile fills
-  // the uid again.
-  EXPECT_EQ(snapshot(*sender)["uid"]["ports"], 2);
-  auto filled = sender->make_port();
-  ASSERT_TRUE(filled.ok());
-  const Json full = snapshot(*receiver);
-  EXPECT_EQ(full["task"]["ports"], 1);
-  EXPECT_EQ(full["uid"]["ports"], 3);
+  EXPECT_EQ(snapshot(*sender)["task"]["ports"], 2);
+  EXPECT_EQ(snapshot(*sender)["uid"]["ports"], 3);
+  auto refused = sender->make_port();
+  EXPECT_EQ(refused.status(), Status::kResourceShortage);
+  EXPECT_EQ(refused.detail(), "refused by the ports limit");
+  auto type = sender->type(moving_name);
+  EXPECT_EQ(type.status(), Status::kInvalidName);
   auto got = inbox->receive(at_once());
-  EXPECT_EQ(got.status(), Status::kRcvBodyError);
-  EXPECT_EQ(last_refused_limit(), "ports");
-  ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(std::get<ReceivedPort>(got->descriptors.at(0)).name, kNameNull);
-  const Json after = snapshot(*receiver);
-  EXPECT_EQ(after["task"], full["task"]);
-  EXPECT_EQ(after["names"], full["names"]);
-  EXPECT_EQ(after["uid"]["ports"], 3);
-  // The receive right nobody could hold died with the message.
-  EXPECT_EQ(fetch(IntrospectWhat::kStatus)["ports"], ports_before);  // -moving +filled
-  auto type = sender->type(keep->name());
-  ASSERT_TRUE(type.ok());
-  EXPECT_EQ(*type, kTypeDeadName);
+  ASSERT_TRUE(got.ok()) << status_name(got.status());
+  const Name arrived = std::get<ReceivedPort>(got->descriptors.at(0)).name;
+  EXPECT_NE(arrived, kNameNull);
+  auto arrived_type = receiver->type(arrived);
+  ASSERT_TRUE(arrived_type.ok());
+  EXPECT_EQ(*arrived_type, kTypeReceive);
+  EXPECT_EQ(snapshot(*receiver)["task"]["ports"], 2);
+  EXPECT_EQ(snapshot(*sender)["task"]["ports"], 1);
+  EXPECT_EQ(snapshot(*sender)["uid"]["ports"], 3);
+  EXPECT_EQ(sender->make_port().status(), Status::kResourceShortage);
 }
 
 TEST_F(DaemonUidQuotaTest, PortSets) {

@@ -177,10 +177,10 @@ TEST_F(QuotaTest, CacheOnFullCountsTheNotificationsSendOnceRight) {
   EXPECT_EQ(core.impl().find_task(kB)->account->used.send_once_rights, 2u);
 }
 
-TEST_F(QuotaTest, ABlockedSendsReceiveRightComesBackWhateverTheTaskMadeMeanwhile) {
-  // kB sends a receive right of its own to a full port and waits; meanwhile
-  // it makes ports up to its limit. When the send times out the right must
-  // come back under its name (charged past the limit), never die.
+TEST_F(QuotaTest, ABlockedSendsReceiveRightStaysChargedAndComesBack) {
+  // kB sends a receive right of its own to a full port and waits. The port
+  // stays charged to kB while it waits, so kB can make only three more; when
+  // the send times out the right comes back under its name, charged once.
   auto [r, s] = port_with_sender(kA, kB);
   ASSERT_EQ(core.set_qlimit(kA, r, 1, fx), Status::kSuccess);
   ASSERT_EQ(send(kB, msg(s, Disposition::kCopySend, 1)), Status::kSuccess);
@@ -188,19 +188,135 @@ TEST_F(QuotaTest, ABlockedSendsReceiveRightComesBackWhateverTheTaskMadeMeanwhile
   MessageIn m = msg(s, Disposition::kCopySend, 2);
   m.descriptors.push_back(PortDescIn{carried, Disposition::kMoveReceive});
   ASSERT_EQ(send(kB, m, wait(), 9), Status::kSendInProgress);
-  for (int i = 0; i < 4; ++i) port(kB);
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 1u);
+  for (int i = 0; i < 3; ++i) port(kB);
   Name n;
   EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
+  check();
   core.expire(9, fx);
   auto c = completion(9);
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->status, Status::kSendTimedOut);
   EXPECT_EQ(type_of(kB, carried), kTypeReceive);
-  EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 5u);
-  // Nothing more until it is back under the limit.
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 4u);
   EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
   ASSERT_EQ(core.mod_refs(kB, carried, Right::kReceive, -1, fx), Status::kSuccess);
-  EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
+  EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kSuccess);
+}
+
+TEST_F(QuotaTest, AReceiveRightInTransitIsChargedToItsSenderUntilItIsReceived) {
+  // Without this, a task could make ports up to its limit, send them all
+  // away into a queue, and make as many again, without bound.
+  auto [inbox, to_inbox] = port_with_sender(kB, kA);
+  Name carried = port(kA);
+  for (int i = 0; i < 3; ++i) port(kA);
+  MessageIn m = msg(to_inbox, Disposition::kCopySend, 1);
+  m.descriptors.push_back(PortDescIn{carried, Disposition::kMoveReceive});
+  ASSERT_EQ(send(kA, m), Status::kSuccess);
+  EXPECT_EQ(type_of(kA, carried), 0u);
+  Account* a = core.impl().find_task(kA)->account;
+  EXPECT_EQ(a->used.ports, 4u);
+  EXPECT_EQ(a->uid_account->used.ports, 4u);
+  Name n;
+  EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kResourceShortage);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
+  check();
+  // Received: the charge passes to the receiver (kB, another uid).
+  Received got = recv(kB, inbox);
+  ASSERT_EQ(got.status, Status::kSuccess);
+  const Name arrived = std::get<PortDescOut>(got.msg.descriptors.at(0)).name;
+  EXPECT_EQ(type_of(kB, arrived), kTypeReceive);
+  EXPECT_EQ(a->used.ports, 3u);
+  EXPECT_EQ(a->uid_account->used.ports, 3u);
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 2u);
+  EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kSuccess);
+  check();
+}
+
+TEST_F(QuotaTest, AReceiveRightMovedWithinItsTaskSurvivesALoweredLimit) {
+  // A reload may lower a limit below what a task holds; nothing held is
+  // taken away, and moving a receive right to another name in the same
+  // space is not a new charge.
+  Name a = port(kA);
+  port(kA);
+  port(kA);
+  Limits lower = tight();
+  lower.per_task.ports = 1;
+  core.set_limits(lower);
+  Name moved;
+  RightType type;
+  ASSERT_EQ(core.extract_right(kA, a, Disposition::kMoveReceive, &moved, &type, fx),
+            Status::kSuccess);
+  EXPECT_EQ(type, RightType::kReceive);
+  EXPECT_EQ(type_of(kA, moved), kTypeReceive);
+  const Name renamed = make_name(7, 0x2a);
+  ASSERT_EQ(core.insert_right(kA, renamed, moved, Disposition::kMoveReceive, fx), Status::kSuccess);
+  EXPECT_EQ(type_of(kA, renamed), kTypeReceive);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 3u);
+  Name n;
+  EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kResourceShortage);
+}
+
+TEST_F(QuotaTest, AReceiveRightOnItsWayToABackupPortStaysCharged) {
+  // Without this, make a port, ask for port-destroyed to a backup, destroy
+  // the receive right, repeat: each port would pile up in the backup's queue
+  // (notifications do not count against it) charged to nobody.
+  Name backup = port(kA);
+  Name prev;
+  for (int i = 0; i < 2; ++i) {  // two: tight() allows two send-once rights
+    Name p = port(kA);
+    ASSERT_EQ(core.request_notification(kA, p, Notify::kPortDestroyed, 0, backup,
+                                        Disposition::kMakeSendOnce, &prev, fx),
+              Status::kSuccess);
+    ASSERT_EQ(core.mod_refs(kA, p, Right::kReceive, -1, fx), Status::kSuccess);
+  }
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 3u);
+  port(kA);
+  Name n;
+  EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kResourceShortage);
+  EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
+  check();
+  // Received back, each is charged once; destroyed, it is not charged at all.
+  Received got = recv(kA, backup);
+  ASSERT_EQ(got.status, Status::kSuccess);
+  EXPECT_EQ(got.msg.id, static_cast<int32_t>(Notify::kPortDestroyed));
+  const Name back = std::get<PortDescOut>(got.msg.descriptors.at(0)).name;
+  EXPECT_EQ(type_of(kA, back), kTypeReceive);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 4u);
+  ASSERT_EQ(core.mod_refs(kA, back, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 3u);
+  // The backup itself dies with the other right still queued on it: both
+  // charges end; the port made last is all kA pays for.
+  ASSERT_EQ(core.mod_refs(kA, backup, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 1u);
+  check();
+}
+
+TEST_F(QuotaTest, AReceiveRightThatDiesInTransitReleasesItsSendersCharge) {
+  auto [inbox, to_inbox] = port_with_sender(kB, kA);
+  // Dies with the queue it is in.
+  MessageIn m = msg(to_inbox, Disposition::kCopySend, 1);
+  m.descriptors.push_back(PortDescIn{port(kA), Disposition::kMoveReceive});
+  ASSERT_EQ(send(kA, m), Status::kSuccess);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 1u);
+  ASSERT_EQ(core.mod_refs(kB, inbox, Right::kReceive, -1, fx), Status::kSuccess);
+  EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 0u);
+  check();
+  // Its sender dies first: the charge outlives the task (on its uid) until
+  // the message is received.
+  auto [inbox2, to_inbox2] = port_with_sender(kB, kA);
+  MessageIn m2 = msg(to_inbox2, Disposition::kCopySend, 2);
+  m2.descriptors.push_back(PortDescIn{port(kA), Disposition::kMoveReceive});
+  ASSERT_EQ(send(kA, m2), Status::kSuccess);
+  core.task_destroy(kA, fx);
+  ASSERT_NE(core.impl().uid_account(1000), nullptr);
+  EXPECT_EQ(core.impl().uid_account(1000)->used.ports, 1u);
+  Received got = recv(kB, inbox2);
+  ASSERT_EQ(got.status, Status::kSuccess);
+  EXPECT_EQ(type_of(kB, std::get<PortDescOut>(got.msg.descriptors.at(0)).name), kTypeReceive);
+  EXPECT_EQ(core.impl().uid_account(1000)->used.ports, 0u);  // kC still holds uid 1000
+  check();
 }
 
 TEST_F(QuotaTest, ChargesOfADeadSenderLiveUntilItsMessagesAreReceived) {
