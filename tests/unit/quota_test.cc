@@ -23,6 +23,13 @@ class QuotaTest : public CoreTest {
     return l;
   }
   QuotaTest() : CoreTest(tight()) {}
+
+  // Task t can make no more ports: refused, naming the limit.
+  void expect_ports_full(TaskId t) {
+    Name n = kNameNull;
+    EXPECT_EQ(core.allocate(t, Right::kReceive, &n), Status::kResourceShortage);
+    EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
+  }
 };
 
 TEST_F(QuotaTest, PortsPerTaskAndPerUid) {
@@ -190,9 +197,7 @@ TEST_F(QuotaTest, ABlockedSendsReceiveRightStaysChargedAndComesBack) {
   ASSERT_EQ(send(kB, m, wait(), 9), Status::kSendInProgress);
   EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 1u);
   for (int i = 0; i < 3; ++i) port(kB);
-  Name n;
-  EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
-  EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
+  expect_ports_full(kB);
   check();
   core.expire(9, fx);
   auto c = completion(9);
@@ -200,8 +205,9 @@ TEST_F(QuotaTest, ABlockedSendsReceiveRightStaysChargedAndComesBack) {
   EXPECT_EQ(c->status, Status::kSendTimedOut);
   EXPECT_EQ(type_of(kB, carried), kTypeReceive);
   EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 4u);
-  EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kResourceShortage);
+  expect_ports_full(kB);
   ASSERT_EQ(core.mod_refs(kB, carried, Right::kReceive, -1, fx), Status::kSuccess);
+  Name n;
   EXPECT_EQ(core.allocate(kB, Right::kReceive, &n), Status::kSuccess);
 }
 
@@ -218,9 +224,7 @@ TEST_F(QuotaTest, AReceiveRightInTransitIsChargedToItsSenderUntilItIsReceived) {
   Account* a = core.impl().find_task(kA)->account;
   EXPECT_EQ(a->used.ports, 4u);
   EXPECT_EQ(a->uid_account->used.ports, 4u);
-  Name n;
-  EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kResourceShortage);
-  EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
+  expect_ports_full(kA);
   check();
   // Received: the charge passes to the receiver (kB, another uid).
   Received got = recv(kB, inbox);
@@ -230,6 +234,7 @@ TEST_F(QuotaTest, AReceiveRightInTransitIsChargedToItsSenderUntilItIsReceived) {
   EXPECT_EQ(a->used.ports, 3u);
   EXPECT_EQ(a->uid_account->used.ports, 3u);
   EXPECT_EQ(core.impl().find_task(kB)->account->used.ports, 2u);
+  Name n;
   EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kSuccess);
   check();
 }
@@ -254,8 +259,7 @@ TEST_F(QuotaTest, AReceiveRightMovedWithinItsTaskSurvivesALoweredLimit) {
   ASSERT_EQ(core.insert_right(kA, renamed, moved, Disposition::kMoveReceive, fx), Status::kSuccess);
   EXPECT_EQ(type_of(kA, renamed), kTypeReceive);
   EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 3u);
-  Name n;
-  EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kResourceShortage);
+  expect_ports_full(kA);
 }
 
 TEST_F(QuotaTest, AReceiveRightOnItsWayToABackupPortStaysCharged) {
@@ -273,9 +277,7 @@ TEST_F(QuotaTest, AReceiveRightOnItsWayToABackupPortStaysCharged) {
   }
   EXPECT_EQ(core.impl().find_task(kA)->account->used.ports, 3u);
   port(kA);
-  Name n;
-  EXPECT_EQ(core.allocate(kA, Right::kReceive, &n), Status::kResourceShortage);
-  EXPECT_EQ(core.last_refused_limit(), Limit::kPorts);
+  expect_ports_full(kA);
   check();
   // Received back, each is charged once; destroyed, it is not charged at all.
   Received got = recv(kA, backup);
