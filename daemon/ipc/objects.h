@@ -41,6 +41,7 @@
 #include "daemon/ipc/message.h"
 #include "daemon/ipc/node_pool.h"
 #include "daemon/ipc/types.h"
+#include "portd/fifo_vector.h"
 
 namespace portd::ipc {
 
@@ -265,7 +266,7 @@ struct Space {
   std::deque<Entry> table{1};
   // Free slots, oldest first, as (index, free_epoch) records; a slot taken
   // by name (insert_right) leaves a stale record behind that is skipped.
-  std::deque<std::pair<uint32_t, uint32_t>> free_list;
+  FifoVector<std::pair<uint32_t, uint32_t>> free_list;
   uint32_t live = 0;  // slots in use
   // The slot holding send and/or receive rights for a port (one per port).
   std::unordered_map<Port*, uint32_t> by_port;

@@ -1,15 +1,18 @@
-// BodyPool: the buffers of small inline bodies, kept for reuse.
+// BodyPool: the buffers of inline bodies, kept for reuse.
 //
 // Every message the event loop decodes gets a body buffer, and every message
 // it hands to a receiver frees one once the reply is encoded. Under a stream
-// of small messages that is a malloc and a free per message, and the freed
-// chunks overflow glibc's per-thread cache into its fastbins, which the next
-// large allocation then consolidates. The codec takes its body buffers from
-// here and the driver gives received bodies back.
+// of messages that is a malloc and a free per message; small freed chunks
+// overflow glibc's per-thread cache into its fastbins, which the next large
+// allocation then consolidates. The codec takes its body buffers from here
+// and the driver gives received bodies back.
 //
-// Bounded: at most kMaxBuffers buffers of at most kMaxCapacity bytes each
-// (256 KiB in all). Larger buffers, and any beyond the count, are freed.
-// One pool per thread (the event-loop thread is the only user).
+// Bounded, in two classes: at most kMaxBuffers buffers of at most
+// kMaxCapacity bytes (256 KiB in all), and kMaxMediumBuffers of at most
+// kMaxMediumCapacity bytes (512 KiB in all). A body too large for either is
+// referenced by its reply rather than copied (kReferenceBodyBytes, the same
+// size), so its buffer is freed. One pool per thread (the event-loop thread
+// is the only user).
 #pragma once
 
 #include <cstddef>
@@ -22,13 +25,15 @@ class BodyPool {
  public:
   static constexpr size_t kMaxBuffers = 256;
   static constexpr size_t kMaxCapacity = 1024;
+  static constexpr size_t kMaxMediumBuffers = 32;
+  static constexpr size_t kMaxMediumCapacity = 16 * 1024;
 
-  // An empty buffer, with capacity left from an earlier body when one is
-  // spare.
-  static std::vector<uint8_t> take();
-  // `body` (cleared) is kept if it is small and there is room; else freed.
+  // An empty buffer for a body of `size` bytes: one kept from an earlier
+  // body that holds `size` when there is one, else a fresh one.
+  static std::vector<uint8_t> take(size_t size = 0);
+  // `body` (cleared) is kept if its class has room; else freed.
   static void give(std::vector<uint8_t>&& body);
-  // Buffers kept now (tests).
+  // Buffers kept now, in both classes (tests).
   static size_t spare();
 };
 

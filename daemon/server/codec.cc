@@ -138,7 +138,7 @@ Refusal decode_message(wire::OutMessage::Reader in, const ipc::Limits& limits,
       return r;
     }
   }
-  if (body.size() <= BodyPool::kMaxCapacity) m.body = BodyPool::take();
+  m.body = BodyPool::take(body.size());
   m.body.assign(body.begin(), body.end());
   return kAccepted;
 }

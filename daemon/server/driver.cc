@@ -668,14 +668,21 @@ void Driver::on_timer(ipc::WaitToken token) {
 
 void Driver::absorb(ipc::Effects& fx) {
   for (ipc::AttachmentId id : fx.released) attachments_.release(id);
-  for (auto& c : fx.completions) pending_.push_back(std::move(c));
+  for (auto& c : fx.completions) {
+    if (spare_completions_.empty()) {
+      pending_.push_back(std::move(c));
+    } else {
+      pending_.splice(pending_.end(), spare_completions_, spare_completions_.begin());
+      pending_.back() = std::move(c);
+    }
+  }
   fx.clear();
 }
 
 void Driver::drain() {
-  // Each completion is handled where it waits (a deque's elements stay put
-  // as more are added). A drain reached from within one returns at once:
-  // this one goes on with what was added, in the same order.
+  // Each completion is handled where it waits (see pending_). A drain
+  // reached from within one returns at once: this one goes on with what was
+  // added, in the same order.
   if (draining_) return;
   draining_ = true;
   struct Done {
@@ -684,7 +691,12 @@ void Driver::drain() {
   } done{draining_};
   while (!pending_.empty()) {
     complete(pending_.front());
-    pending_.pop_front();
+    if (spare_completions_.size() < kSpareCompletions) {
+      pending_.front().message.reset();  // lets go of what it held
+      spare_completions_.splice(spare_completions_.begin(), pending_, pending_.begin());
+    } else {
+      pending_.pop_front();
+    }
   }
 }
 
@@ -805,6 +817,8 @@ void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, 
   auto reply = message->initRoot<wire::Reply>();
   encode_reply_header(reply, id, status, limit);
   reply.setFdCount(static_cast<uint16_t>(fds.size()));
+  static_assert(BodyPool::kMaxMediumCapacity >= kReferenceBodyBytes,
+                "a body copied into its reply goes back to the pool");
   if (out.body.size() >= kReferenceBodyBytes) {
     encode_message(out, reply.initMessage(), &*message);
     sink_.post_reply_with_body(task, *message, std::move(fds), std::move(out.body));

@@ -36,7 +36,7 @@
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -248,7 +248,12 @@ class Driver {
   std::vector<Taken> taken_;
   std::vector<ipc::SendCharge> charges_;  // hold_rest's (reused)
   std::vector<ipc::Limit> refused_by_;    // hold_rest's: what refused each hold
-  std::deque<ipc::Completion> pending_;
+  // Completions in order. Each is handled where it waits: list nodes stay
+  // put as more are added. A handled node goes to spare_completions_ (up to
+  // kSpareCompletions) for the next one, so a steady stream allocates none.
+  std::list<ipc::Completion> pending_;
+  std::list<ipc::Completion> spare_completions_;
+  static constexpr size_t kSpareCompletions = 64;
   // What the core's calls report, absorbed right after each call. One object
   // kept for its vectors' capacity: a local Effects allocated its completion
   // vector on every send that woke a receiver. (A call absorbing another's

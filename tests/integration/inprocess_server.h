@@ -53,6 +53,8 @@ class InProcessServer {
   }
 
   const std::string& path() const { return path_; }
+  // The thread the event loop runs on.
+  pthread_t loop_thread() { return thread_.native_handle(); }
 
   bool wait_for_log(const std::string& text) {
     for (int i = 0; i < 1000; ++i) {

@@ -10,7 +10,10 @@ namespace {
 
 // Empties this thread's pool.
 void drain() {
-  while (BodyPool::spare() != 0) (void)BodyPool::take();
+  while (BodyPool::spare() != 0) {
+    (void)BodyPool::take();
+    (void)BodyPool::take(BodyPool::kMaxCapacity + 1);
+  }
 }
 
 TEST(BodyPool, AGivenBufferComesBackEmptyWithItsCapacity) {
@@ -29,18 +32,46 @@ TEST(BodyPool, AGivenBufferComesBackEmptyWithItsCapacity) {
 
 TEST(BodyPool, LargeAndEmptyBuffersAreNotKept) {
   drain();
-  BodyPool::give(std::vector<uint8_t>(BodyPool::kMaxCapacity + 1));
+  BodyPool::give(std::vector<uint8_t>(BodyPool::kMaxMediumCapacity + 1));
   BodyPool::give(std::vector<uint8_t>());
   EXPECT_EQ(BodyPool::spare(), 0u);
   BodyPool::give(std::vector<uint8_t>(BodyPool::kMaxCapacity));
-  EXPECT_EQ(BodyPool::spare(), 1u);
+  BodyPool::give(std::vector<uint8_t>(BodyPool::kMaxMediumCapacity));
+  EXPECT_EQ(BodyPool::spare(), 2u);
   drain();
 }
 
-TEST(BodyPool, KeepsAtMostItsCount) {
+TEST(BodyPool, KeepsAtMostItsCountInEachClass) {
   drain();
   for (size_t i = 0; i < BodyPool::kMaxBuffers + 10; ++i) BodyPool::give(std::vector<uint8_t>(16));
   EXPECT_EQ(BodyPool::spare(), BodyPool::kMaxBuffers);
+  for (size_t i = 0; i < BodyPool::kMaxMediumBuffers + 10; ++i)
+    BodyPool::give(std::vector<uint8_t>(4096));
+  EXPECT_EQ(BodyPool::spare(), BodyPool::kMaxBuffers + BodyPool::kMaxMediumBuffers);
+  drain();
+}
+
+TEST(BodyPool, AMediumBodyGetsAKeptBufferThatHoldsIt) {
+  drain();
+  std::vector<uint8_t> four(4096), eight(8192);
+  const uint8_t* four_storage = four.data();
+  const uint8_t* eight_storage = eight.data();
+  BodyPool::give(std::move(eight));
+  BodyPool::give(std::move(four));
+  // 6 KiB: only the 8 KiB buffer holds it, though the 4 KiB one is newer.
+  std::vector<uint8_t> got = BodyPool::take(6 * 1024);
+  EXPECT_EQ(got.data(), eight_storage);
+  EXPECT_EQ(got.size(), 0u);
+  EXPECT_EQ(BodyPool::take(6 * 1024).capacity(), 0u);  // nothing else holds it
+  got = BodyPool::take(4096);
+  EXPECT_EQ(got.data(), four_storage);
+  EXPECT_EQ(BodyPool::spare(), 0u);
+  // A small body does not take a medium buffer, nor a body too large for
+  // the pool any buffer.
+  BodyPool::give(std::vector<uint8_t>(4096));
+  EXPECT_EQ(BodyPool::take(64).capacity(), 0u);
+  EXPECT_EQ(BodyPool::take(BodyPool::kMaxMediumCapacity + 1).capacity(), 0u);
+  EXPECT_EQ(BodyPool::spare(), 1u);
   drain();
 }
 

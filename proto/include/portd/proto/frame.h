@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "portd/fifo_vector.h"
 #include "portd/proto/unique_fd.h"
 
 namespace portd::proto {
@@ -160,7 +161,7 @@ class FrameWriter {
   // The copied-bytes chunk new bytes go to (the last chunk, or a new one).
   std::vector<char>& tail();
 
-  std::deque<Chunk> chunks_;
+  FifoVector<Chunk> chunks_;
   size_t head_sent_ = 0;   // bytes of chunks_.front() already sent
   uint64_t appended_ = 0;  // stream positions: bytes appended, bytes sent
   uint64_t sent_ = 0;
