@@ -49,7 +49,7 @@ void BodyPool::give(std::vector<uint8_t>&& body) {
   std::vector<std::vector<uint8_t>>* into = nullptr;
   size_t limit = 0;
   if (capacity == 0) {
-    into = nullptr;
+    // nothing to keep
   } else if (capacity <= kMaxCapacity) {
     into = &pool.small;
     limit = kMaxBuffers;
@@ -67,5 +67,10 @@ void BodyPool::give(std::vector<uint8_t>&& body) {
 }
 
 size_t BodyPool::spare() { return spares().small.size() + spares().medium.size(); }
+
+void BodyPool::release_all() {
+  spares().small.clear();
+  spares().medium.clear();
+}
 
 }  // namespace portd::server

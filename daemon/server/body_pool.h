@@ -33,8 +33,9 @@ class BodyPool {
   static std::vector<uint8_t> take(size_t size = 0);
   // `body` (cleared) is kept if its class has room; else freed.
   static void give(std::vector<uint8_t>&& body);
-  // Buffers kept now, in both classes (tests).
+  // Buffers kept now, in both classes; and freeing them all (tests).
   static size_t spare();
+  static void release_all();
 };
 
 }  // namespace portd::server

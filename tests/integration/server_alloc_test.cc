@@ -3,7 +3,7 @@
 // on a real socket, with every heap allocation of the event-loop thread
 // counted. This binary replaces malloc and its relatives (forwarding to
 // glibc's), so the count covers operator new and Cap'n Proto's own callocs.
-// Under a sanitizer, which owns malloc itself, the test is skipped.
+// Not built with PORTD_SANITIZE: a sanitizer owns malloc itself.
 #include <gtest/gtest.h>
 #include <pthread.h>
 
@@ -18,18 +18,6 @@
 #include "portd/portd.h"
 #include "tests/integration/inprocess_server.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PORTD_ALLOC_COUNTING 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-#define PORTD_ALLOC_COUNTING 0
-#endif
-#endif
-#ifndef PORTD_ALLOC_COUNTING
-#define PORTD_ALLOC_COUNTING 1
-#endif
-
 namespace {
 
 std::atomic<pthread_t> g_counted_thread{0};
@@ -43,7 +31,6 @@ inline void note_allocation() {
 
 }  // namespace
 
-#if PORTD_ALLOC_COUNTING
 extern "C" {
 void* __libc_malloc(size_t);
 void* __libc_calloc(size_t, size_t);
@@ -80,7 +67,6 @@ int posix_memalign(void** out, size_t alignment, size_t n) {
 }
 void free(void* p) { __libc_free(p); }
 }
-#endif
 
 namespace portd::testing {
 namespace {
@@ -106,7 +92,6 @@ void echo(const std::string& socket, std::atomic<bool>* ready) {
 }
 
 TEST(DaemonAllocations, ARoundTripAllocatesNothingInTheEventLoopOnceWarm) {
-  if (!PORTD_ALLOC_COUNTING) GTEST_SKIP() << "a sanitizer owns malloc";
   InProcessServer daemon(server::ServerOptions{});
   std::atomic<bool> ready{false};
   std::thread server([&] { echo(daemon.path(), &ready); });

@@ -8,16 +8,8 @@
 namespace portd::server {
 namespace {
 
-// Empties this thread's pool.
-void drain() {
-  while (BodyPool::spare() != 0) {
-    (void)BodyPool::take();
-    (void)BodyPool::take(BodyPool::kMaxCapacity + 1);
-  }
-}
-
 TEST(BodyPool, AGivenBufferComesBackEmptyWithItsCapacity) {
-  drain();
+  BodyPool::release_all();
   std::vector<uint8_t> body(64, 7);
   const uint8_t* storage = body.data();
   BodyPool::give(std::move(body));
@@ -31,28 +23,28 @@ TEST(BodyPool, AGivenBufferComesBackEmptyWithItsCapacity) {
 }
 
 TEST(BodyPool, LargeAndEmptyBuffersAreNotKept) {
-  drain();
+  BodyPool::release_all();
   BodyPool::give(std::vector<uint8_t>(BodyPool::kMaxMediumCapacity + 1));
   BodyPool::give(std::vector<uint8_t>());
   EXPECT_EQ(BodyPool::spare(), 0u);
   BodyPool::give(std::vector<uint8_t>(BodyPool::kMaxCapacity));
   BodyPool::give(std::vector<uint8_t>(BodyPool::kMaxMediumCapacity));
   EXPECT_EQ(BodyPool::spare(), 2u);
-  drain();
+  BodyPool::release_all();
 }
 
 TEST(BodyPool, KeepsAtMostItsCountInEachClass) {
-  drain();
+  BodyPool::release_all();
   for (size_t i = 0; i < BodyPool::kMaxBuffers + 10; ++i) BodyPool::give(std::vector<uint8_t>(16));
   EXPECT_EQ(BodyPool::spare(), BodyPool::kMaxBuffers);
   for (size_t i = 0; i < BodyPool::kMaxMediumBuffers + 10; ++i)
     BodyPool::give(std::vector<uint8_t>(4096));
   EXPECT_EQ(BodyPool::spare(), BodyPool::kMaxBuffers + BodyPool::kMaxMediumBuffers);
-  drain();
+  BodyPool::release_all();
 }
 
 TEST(BodyPool, AMediumBodyGetsAKeptBufferThatHoldsIt) {
-  drain();
+  BodyPool::release_all();
   std::vector<uint8_t> four(4096), eight(8192);
   const uint8_t* four_storage = four.data();
   const uint8_t* eight_storage = eight.data();
@@ -72,17 +64,17 @@ TEST(BodyPool, AMediumBodyGetsAKeptBufferThatHoldsIt) {
   EXPECT_EQ(BodyPool::take(64).capacity(), 0u);
   EXPECT_EQ(BodyPool::take(BodyPool::kMaxMediumCapacity + 1).capacity(), 0u);
   EXPECT_EQ(BodyPool::spare(), 1u);
-  drain();
+  BodyPool::release_all();
 }
 
 TEST(BodyPool, EachThreadHasItsOwn) {
-  drain();
+  BodyPool::release_all();
   BodyPool::give(std::vector<uint8_t>(16));
   size_t seen = 99;
   std::thread([&] { seen = BodyPool::spare(); }).join();
   EXPECT_EQ(seen, 0u);
   EXPECT_EQ(BodyPool::spare(), 1u);
-  drain();
+  BodyPool::release_all();
 }
 
 }  // namespace
