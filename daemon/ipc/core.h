@@ -81,6 +81,12 @@ struct ReceiveOptions {
   uint32_t max_size = 0;
   bool large = false;
   uint32_t trailer_size = 0;
+  // Most fds the message's regions may hold (one per region, two with a
+  // release signal). A queued message holding more stays queued and the
+  // receive answers kRcvTooLarge, as with `large`. A receiveBatch sets it
+  // for the messages after its first, so that its reply frame stays within
+  // the fds one frame may carry; the wire cannot set it.
+  uint64_t max_fds = UINT64_MAX;
 };
 
 // The outcome of a parked operation.

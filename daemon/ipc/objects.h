@@ -105,6 +105,8 @@ struct OolAttachment {
   bool deallocate = false;
   bool release_signal = false;  // the attachment holds a second fd
   bool is_body = false;
+
+  uint64_t fds() const { return release_signal ? 2 : 1; }
 };
 
 // An out-of-line array of port rights, all of one type.

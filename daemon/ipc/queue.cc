@@ -132,6 +132,13 @@ void CoreImpl::unqueue(Message* m) {
   queued_bytes_ -= m->body.size();
 }
 
+uint64_t CoreImpl::held_fds(const Message* m) {
+  uint64_t n = 0;
+  for (const auto& d : m->descriptors)
+    if (const auto* ool = std::get_if<OolAttachment>(&d)) n += ool->fds();
+  return n;
+}
+
 bool CoreImpl::too_large(const Message* m, const ReceiveOptions& o, uint32_t* needed) const {
   if (o.max_size == 0) return false;
   const uint64_t size = mach_size(m->descriptors, m->body.size()) + o.trailer_size;
@@ -758,6 +765,8 @@ Status CoreImpl::receive(TaskId task_id, const ReceiveOptions& o, WaitToken toke
 
   if (Message* m = port != nullptr ? port->queue.front() : set->queue.front()) {
     Port* from = m->queued_on;
+    if (o.max_fds != UINT64_MAX && held_fds(m) > o.max_fds)
+      return Status::kRcvTooLarge;  // it stays queued
     if (too_large(m, o, needed_size)) {
       if (o.large) return Status::kRcvTooLarge;  // it stays queued
       unqueue(m);

@@ -425,7 +425,8 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
                                   ipc::Limit limit) {
   // Whatever is queued behind the first message, while another surely fits
   // the frame: any message takes at most `worst` bytes (the limits a send
-  // is held to) and, having come in one frame, at most a frame's fds.
+  // is held to), and the core leaves queued one whose regions would take the
+  // frame past the fds it may carry (ReceiveOptions::max_fds).
   const ipc::Limits& limits = core_.limits();
   const size_t worst = kEncodedMessageOverhead + limits.max_inline_body +
                        (kEncodedDescriptorBytes + 8) * size_t{limits.max_descriptors};
@@ -433,6 +434,9 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
   // accepts in a reply (16 MiB; a daemon may allow larger requests).
   constexpr size_t kClientReplyFrameBytes = size_t{16} << 20;
   const size_t frame = std::min<size_t>(frame_limits_.max_frame_bytes, kClientReplyFrameBytes);
+  // The same for fds: never over what libportd accepts in one frame.
+  const size_t max_fds =
+      std::min<size_t>(frame_limits_.max_fds_per_frame, proto::FrameLimits{}.max_fds_per_frame);
   taken_.clear();
   size_t bytes = 64 + encoded_bound(first);
   size_t fds = 0;
@@ -448,7 +452,8 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
   rest.timeout_ms = 0;
   rest.large = true;  // a message too large for the buffer stays queued
   ipc::Effects& fx = fx_;
-  while (taken_.size() < max && fds == 0 && bytes + worst <= frame) {
+  while (taken_.size() < max && fds < max_fds && bytes + worst <= frame) {
+    rest.max_fds = max_fds - fds;
     // Received in place: a message is not moved once more.
     Taken& next = taken_.emplace_back();
     uint32_t needed = 0;

@@ -66,6 +66,39 @@ TEST_F(ClientBatchTest, SentInOrderAndReceivedInOrder) {
   EXPECT_EQ(port->status()->msgcount, 0u);
 }
 
+TEST_F(ClientBatchTest, MessagesWithRegionsComeInOneBatchEachMapped) {
+  auto port = task_->make_port();
+  ASSERT_TRUE(port);
+  auto messages = numbered(*port, 0, 4);
+  // Regions on messages 1 and 2 (two on 2), none on 0 and 3.
+  const auto fill = [](int tag, size_t size) {
+    return std::vector<std::byte>(size, std::byte(tag));
+  };
+  messages[1].add_ool_copy(fill(0x11, 4096));
+  messages[2].add_ool_copy(fill(0x21, 100)).add_ool_copy(fill(0x22, 70000));
+  const auto statuses = task_->send_batch(messages);
+  for (Status s : statuses) ASSERT_EQ(s, Status::kSuccess);
+
+  auto got = task_->receive_batch(port->name(), 16);
+  ASSERT_EQ(got.status(), Status::kSuccess);
+  ASSERT_EQ(got->size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ((*got)[size_t(i)].id, i);
+  EXPECT_TRUE((*got)[0].descriptors.empty());
+  EXPECT_TRUE((*got)[3].descriptors.empty());
+  const auto region = [&](size_t m, size_t d) {
+    return std::get<ReceivedOolMemory>((*got)[m].descriptors.at(d)).bytes();
+  };
+  ASSERT_EQ((*got)[1].descriptors.size(), 1u);
+  ASSERT_EQ((*got)[2].descriptors.size(), 2u);
+  const auto same = [](std::span<std::byte> got, const std::vector<std::byte>& want) {
+    return std::equal(got.begin(), got.end(), want.begin(), want.end());
+  };
+  EXPECT_TRUE(same(region(1, 0), fill(0x11, 4096)));
+  EXPECT_TRUE(same(region(2, 0), fill(0x21, 100)));
+  EXPECT_TRUE(same(region(2, 1), fill(0x22, 70000)));
+  EXPECT_EQ(port->status()->msgcount, 0u);
+}
+
 TEST_F(ClientBatchTest, EmptyQueueWithTimeoutZeroIsTimedOut) {
   auto port = task_->make_port();
   ASSERT_TRUE(port);

@@ -47,6 +47,13 @@ std::string text_of(capnp::Data::Reader d) {
   return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
 }
 
+// Whether `fd` holds `size` bytes of fill_pattern(seed).
+bool fd_holds_pattern(int fd, size_t size, uint64_t seed) {
+  std::vector<std::byte> bytes(size);
+  return ::pread(fd, bytes.data(), size, 0) == static_cast<ssize_t>(size) &&
+         spot_check(bytes, seed);
+}
+
 // A raw client that has said hello (with `version`) and holds a port.
 struct RawPort {
   explicit RawPort(const DaemonProcess& daemon, uint32_t version = 2)
@@ -237,7 +244,7 @@ TEST(WireBatch, AVersionOneClientIsServedAsBefore) {
   }));
 }
 
-TEST(WireBatch, ARegionRidesInTheBatchFrameAndEndsAReceiveBatch) {
+TEST(WireBatch, ARegionRidesInTheBatchFrameOfASendBatchAndOfAReceiveBatch) {
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.started());
   RawPort p(daemon);
@@ -260,24 +267,22 @@ TEST(WireBatch, ARegionRidesInTheBatchFrameAndEndsAReceiveBatch) {
     for (int32_t v : s) EXPECT_EQ(v, code(Status::kSuccess));
   }));
   EXPECT_EQ(daemon.open_fd_count(), daemon_fds + 1);
-  // A message with fds ends a batch: "a" and "b" (with its region), then "c".
+  // A message with a region does not end a batch: "a", "b" with its region,
+  // and "c" come in one reply, which carries the region's fd.
   ASSERT_TRUE(p.client.request(41, receive_batch(p.port, 8)));
   ASSERT_TRUE(p.client.next_reply([&](wire::Reply::Reader reply, auto& got) {
     EXPECT_EQ(reply.getFdCount(), 1u);
     ASSERT_EQ(got.size(), 1u);
+    EXPECT_TRUE(fd_holds_pattern(got[0].get(), 4096, 42));
     auto list = reply.getMessages();
-    ASSERT_EQ(list.size(), 2u);
+    ASSERT_EQ(list.size(), 3u);
     EXPECT_EQ(text_of(list[0].getMessage().getBody()), "a");
     EXPECT_EQ(text_of(list[1].getMessage().getBody()), "b");
     ASSERT_EQ(list[1].getMessage().getDescriptors().size(), 1u);
     EXPECT_EQ(list[1].getMessage().getDescriptors()[0].getOol().getSize(), 4096u);
+    EXPECT_EQ(text_of(list[2].getMessage().getBody()), "c");
   }));
-  ASSERT_TRUE(p.client.request(42, receive_batch(p.port, 8)));
-  ASSERT_TRUE(p.client.next_reply([&](wire::Reply::Reader reply, auto&) {
-    auto list = reply.getMessages();
-    ASSERT_EQ(list.size(), 1u);
-    EXPECT_EQ(text_of(list[0].getMessage().getBody()), "c");
-  }));
+  EXPECT_EQ(p.msgcount(), 0u);
   EXPECT_TRUE(settles([&] { return daemon.open_fd_count(); }, daemon_fds));
   // fdCount must cover every message's regions.
   EXPECT_EQ(p.call_status([&](wire::Request::Builder r) {
@@ -286,6 +291,62 @@ TEST(WireBatch, ARegionRidesInTheBatchFrameAndEndsAReceiveBatch) {
   }),
             Status::kSendInvalidMemory);
   EXPECT_EQ(p.msgcount(), 0u);
+}
+
+TEST(WireBatch, AReceiveBatchTakesMessagesWithRegionsWhileTheirFdsFitOneFrame) {
+  // A frame carries at most 64 fds. Messages with 30, 30 and 5 regions: the
+  // first reply takes two (60 fds), as a third would pass 64; the next
+  // takes the third. Nothing is lost or left open.
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  RawPort p(daemon);
+  ASSERT_NE(p.port, 0u);
+  const int daemon_fds = daemon.open_fd_count();
+  const std::vector<unsigned> regions = {30, 30, 5};
+  for (size_t m = 0; m < regions.size(); ++m) {
+    std::vector<proto::UniqueFd> fds;
+    for (unsigned k = 0; k < regions[m]; ++k) {
+      fds.push_back(memfd_with(4096, 100 * m + k, kAllSeals));
+      ASSERT_TRUE(fds.back().valid());
+    }
+    EXPECT_EQ(p.call_status(
+                  [&](wire::Request::Builder r) {
+                    send_batch(p.port, kMakeSend, {std::string(1, char('a' + m))}, 0)(r);
+                    r.setFdCount(static_cast<uint16_t>(regions[m]));
+                    auto d = r.getSendBatch().getMessages()[0].initDescriptors(regions[m]);
+                    for (unsigned k = 0; k < regions[m]; ++k) d[k].initOol().setSize(4096);
+                  },
+                  std::move(fds)),
+              Status::kSuccess);
+  }
+  EXPECT_EQ(daemon.open_fd_count(), daemon_fds + 65);
+  ASSERT_EQ(p.msgcount(), 3u);
+
+  const auto expect_batch = [&](uint64_t id, std::vector<size_t> messages) {
+    ASSERT_TRUE(p.client.request(id, receive_batch(p.port, 8)));
+    ASSERT_TRUE(p.client.next_reply([&](wire::Reply::Reader reply, auto& got) {
+      ASSERT_EQ(reply.getStatus(), code(Status::kSuccess));
+      auto list = reply.getMessages();
+      ASSERT_EQ(list.size(), messages.size());
+      size_t fd = 0;
+      for (unsigned i = 0; i < list.size(); ++i) {
+        const size_t m = messages[i];
+        EXPECT_EQ(text_of(list[i].getMessage().getBody()), std::string(1, char('a' + m)));
+        EXPECT_EQ(list[i].getMessage().getDescriptors().size(), regions[m]);
+        for (unsigned k = 0; k < regions[m]; ++k, ++fd) {
+          ASSERT_LT(fd, got.size());
+          EXPECT_TRUE(fd_holds_pattern(got[fd].get(), 4096, 100 * m + k)) << m << " " << k;
+        }
+      }
+      EXPECT_EQ(reply.getFdCount(), fd);
+      EXPECT_EQ(got.size(), fd);
+    }));
+  };
+  expect_batch(60, {0, 1});
+  EXPECT_EQ(p.msgcount(), 1u);
+  expect_batch(61, {2});
+  EXPECT_EQ(p.msgcount(), 0u);
+  EXPECT_TRUE(settles([&] { return daemon.open_fd_count(); }, daemon_fds));
 }
 
 TEST(WireBatch, AReceiveBatchStopsBeforeTheReplyCouldPassTheFrameLimit) {

@@ -234,6 +234,27 @@ TEST_F(MessageTest, AReleaseSignalIsASecondFdInFlight) {
   EXPECT_EQ(core.impl().find_task(kB)->account->used.fds_in_flight, 0u);
 }
 
+TEST_F(MessageTest, AMessageHoldingMoreFdsThanMaxFdsStaysQueued) {
+  auto [r, s] = port_with_sender(kA, kB);
+  MessageIn m = msg(s, Disposition::kCopySend, 1);
+  // Three fds: a region with a release signal, and one without.
+  m.descriptors = {OolIn{7, 4096, true, false, /*release_signal=*/true}, OolIn{8, 1, false, false}};
+  ASSERT_EQ(send(kB, m), Status::kSuccess);
+  ReceiveOptions o;
+  o.max_fds = 2;
+  Received got = recv(kA, r, o);
+  EXPECT_EQ(got.status, Status::kRcvTooLarge);
+  EXPECT_EQ(status_of(kA, r).msgcount, 1u);
+  EXPECT_TRUE(fx.released.empty());
+  EXPECT_EQ(core.impl().find_task(kB)->account->used.fds_in_flight, 3u);
+  o.max_fds = 3;
+  got = recv(kA, r, o);
+  ASSERT_EQ(got.status, Status::kSuccess);
+  EXPECT_EQ(got.msg.id, 1);
+  EXPECT_EQ(got.msg.descriptors.size(), 2u);
+  EXPECT_EQ(status_of(kA, r).msgcount, 0u);
+}
+
 TEST_F(MessageTest, AttachmentsOfADestroyedMessageAreReleased) {
   auto [r, s] = port_with_sender(kA, kB);
   MessageIn m = msg(s);

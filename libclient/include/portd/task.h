@@ -186,8 +186,9 @@ class PORTD_API Task : public std::enable_shared_from_this<Task> {
   // Up to `max` messages from a receive right or port set: the first is
   // waited for as `options` say, the others are taken only if they are
   // queued already (never waiting), all in one round trip; the daemon may
-  // return fewer than are queued so that its reply stays within a frame (a
-  // message with out-of-line regions ends a batch). Messages come in the
+  // return fewer than are queued so that its reply stays within a frame
+  // (its bytes, and 64 fds: one per out-of-line region, two for a volatile
+  // region with a release signal). Messages come in the
   // order they were received. Fails as receive()
   // does when the first receive fails (MACH_RCV_TOO_LARGE comes without the
   // needed size here: receive() gives it). A message delivered with
