@@ -180,10 +180,15 @@ void CoreImpl::hold_charges(TaskId task_id, std::span<const SendCharge> charges,
     }
     charge_force(a, c);
     (*held)[i] = 1;
+    counters_.messages_held += c.messages;
+    counters_.held_bytes += c.bytes;
   }
 }
 
 void CoreImpl::release_charges(TaskId task_id, const SendCharge& c) {
+  assert(counters_.messages_held >= c.messages && counters_.held_bytes >= c.bytes);
+  counters_.messages_held -= c.messages;
+  counters_.held_bytes -= c.bytes;
   Task* t = task(task_id);
   if (t == nullptr) return;
   uncharge(t->account, c);

@@ -54,6 +54,11 @@ struct Counters {
   uint64_t notifications = 0;
   uint64_t notifications_received = 0;
   uint64_t notifications_destroyed = 0;
+  // Messages the shell holds for their senders, charged but not yet sent
+  // (hold_charges), and their inline bytes: gauges, apart from the rule
+  // above (a held message is counted as sent when it is sent).
+  uint64_t messages_held = 0;
+  uint64_t held_bytes = 0;
 };
 
 // Why a message was destroyed unreceived (Counters).

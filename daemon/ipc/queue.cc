@@ -707,7 +707,14 @@ Status CoreImpl::send(TaskId task_id, MessageIn& in, const SendOptions& o, WaitT
   m->charged_bytes = m->body.size();
   m->charged_ool = ool_bytes;
   m->charged_fds = fds;
-  if (!o.prepaid) charge_force(acct, queue_charge);
+  if (!o.prepaid) {
+    charge_force(acct, queue_charge);
+  } else {
+    // The message's hold becomes its queue charge: it is no longer held.
+    assert(counters_.messages_held >= 1 && counters_.held_bytes >= queue_charge.bytes);
+    --counters_.messages_held;
+    counters_.held_bytes -= queue_charge.bytes;
+  }
   ++counters_.messages_in_flight;
 
   if (room) {

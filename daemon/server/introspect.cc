@@ -525,6 +525,8 @@ Page status_page(const CoreImpl& core, const DaemonInfo& info, const Viewer& vie
   j["port_sets"] = core.port_sets().size();
   j["queued_messages"] = core.queued_messages();
   j["queued_bytes"] = core.queued_bytes();
+  j["held_messages"] = n.messages_held;
+  j["held_bytes"] = n.held_bytes;
   j["bootstrap_names"] = core.registry().size();
   j["monitors"] = info.monitors;
   // The limits in force: per task, per uid, per message.

@@ -194,6 +194,8 @@ TEST_F(KnownState, StatusJson) {
                          {"port_sets", 1},
                          {"queued_messages", 2},
                          {"queued_bytes", 5},
+                         {"held_messages", 0},
+                         {"held_bytes", 0},
                          {"bootstrap_names", 2},
                          {"monitors", 0},
                          {"limits", default_limits()},

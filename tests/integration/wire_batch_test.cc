@@ -440,6 +440,15 @@ TEST(WireBatch, ABatchParkedOnAFullQueueWhoseSenderDiesLeavesNothingBehind) {
     EXPECT_EQ(parked, 1u);
     EXPECT_EQ(queued, 5u);
     EXPECT_EQ(fds_in_flight, 1u);
+    // 3 and 4 are held, not sent: in status, apart from the queues.
+    auto status = look.fetch(query(IntrospectWhat::kStatus));
+    ASSERT_TRUE(status);
+    const Json j = Json::parse(*status);
+    EXPECT_EQ(j["queued_messages"], 2);
+    EXPECT_EQ(j["held_messages"], 2);
+    EXPECT_EQ(j["held_bytes"], 2);
+    EXPECT_EQ(j["counters"]["messages_sent"], 3);
+    EXPECT_EQ(j["counters"]["messages_in_flight"], 3);
   }  // the sender's connection closes: its task dies with its batch waiting
   EXPECT_TRUE(settles([&] { return daemon.open_fd_count(); }, daemon_fds));
   // The two queued messages are still there (a dead sender's queued messages
@@ -456,6 +465,8 @@ TEST(WireBatch, ABatchParkedOnAFullQueueWhoseSenderDiesLeavesNothingBehind) {
   const Json j = Json::parse(*status);
   EXPECT_EQ(j["tasks"], 1);
   EXPECT_EQ(j["queued_messages"], 0);
+  EXPECT_EQ(j["held_messages"], 0);
+  EXPECT_EQ(j["held_bytes"], 0);
   EXPECT_EQ(j["counters"]["messages_in_flight"], 0);
   // Five sent: two received, three destroyed when their sender died.
   EXPECT_EQ(j["counters"]["messages_sent"], 5);
@@ -463,6 +474,68 @@ TEST(WireBatch, ABatchParkedOnAFullQueueWhoseSenderDiesLeavesNothingBehind) {
   EXPECT_EQ(j["counters"]["messages_refused"], 0);
   EXPECT_EQ(j["counters"]["messages_destroyed"], 3);
   EXPECT_EQ(j["counters"]["destroyed"]["sender_died"], 3);
+}
+
+TEST(WireBatch, HeldMessagesShowInStatusUntilTheyAreSent) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.started());
+  auto owner = connect_or_die(daemon.socket_path(), "owner");
+  ASSERT_NE(owner, nullptr);
+  auto port = owner->make_port();
+  ASSERT_TRUE(port);
+  ASSERT_EQ(port->set_qlimit(2), Status::kSuccess);
+  ASSERT_EQ(owner->bootstrap_register("wire.batch.held", port->name()), Status::kSuccess);
+  Introspection look(owner);
+  const auto status = [&] {
+    auto page = look.fetch(query(IntrospectWhat::kStatus));
+    return page ? Json::parse(*page) : Json();
+  };
+  RawClient sender(daemon.socket_path());
+  ASSERT_NE(sender.hello("holds", 2), 0u);
+  uint32_t inbox = 0;
+  ASSERT_TRUE(
+      sender.request(2, [](auto r) { r.initBootstrapLookUp().setName("wire.batch.held"); }));
+  ASSERT_TRUE(
+      sender.next_reply([&](wire::Reply::Reader reply, auto&) { inbox = reply.getName(); }));
+  ASSERT_NE(inbox, 0u);
+  // Bodies of 10, 20, 30, 40 and 50 bytes into a queue of 2: two queued,
+  // the third waits for room, the last two are held.
+  std::vector<std::string> bodies;
+  for (size_t i = 1; i <= 5; ++i) bodies.push_back(std::string(10 * i, char('0' + i)));
+  ASSERT_TRUE(sender.request(3, send_batch(inbox, kCopySend, bodies, -1)));
+  ASSERT_TRUE(settles([&] { return int(port->status()->msgcount); }, 2));
+  Json j = status();
+  EXPECT_EQ(j["queued_messages"], 2);
+  EXPECT_EQ(j["held_messages"], 2);
+  EXPECT_EQ(j["held_bytes"], 40 + 50);
+  // One received: the waiting message goes in and the next held one waits
+  // for room in its turn (sent, no longer held).
+  auto one = owner->receive(port->name(), ReceiveOptions{0ms});
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->body_text(), bodies[0]);
+  ASSERT_TRUE(settles([&] { return int(status()["held_messages"].get<int64_t>()); }, 1));
+  j = status();
+  EXPECT_EQ(j["held_bytes"], 50);
+  EXPECT_EQ(j["queued_messages"], 2);
+  EXPECT_EQ(j["counters"]["messages_sent"], 4);
+  // The rest, as room comes; the batch's reply says every one was sent.
+  for (size_t i = 1; i < 5; ++i) {
+    auto got = owner->receive(port->name(), ReceiveOptions{5000ms});
+    ASSERT_TRUE(got) << i;
+    EXPECT_EQ(got->body_text(), bodies[i]);
+  }
+  ASSERT_TRUE(sender.next_reply([&](wire::Reply::Reader reply, auto&) {
+    EXPECT_EQ(reply.getId(), 3u);
+    auto s = reply.getSendStatuses();
+    ASSERT_EQ(s.size(), 5u);
+    for (int32_t v : s) EXPECT_EQ(v, code(Status::kSuccess));
+  }));
+  j = status();
+  EXPECT_EQ(j["held_messages"], 0);
+  EXPECT_EQ(j["held_bytes"], 0);
+  EXPECT_EQ(j["queued_messages"], 0);
+  EXPECT_EQ(j["counters"]["messages_sent"], 5);
+  EXPECT_EQ(j["counters"]["messages_received"], 5);
 }
 
 // ---------------------------------------------------------------------------

@@ -119,6 +119,8 @@ std::string status_view(const Json& j, const ViewOptions& o) {
   t.add_row({"port sets", cell(j.at("port_sets"))});
   t.add_row({"queued", cell(j.at("queued_messages")) + " messages, " + cell(j.at("queued_bytes")) +
                            " bytes"});
+  t.add_row({"held", cell(j.at("held_messages")) + " messages, " + cell(j.at("held_bytes")) +
+                         " bytes (in batches, not yet sent)"});
   t.add_row({"bootstrap names", cell(j.at("bootstrap_names"))});
   t.add_row({"monitors", cell(j.at("monitors"))});
   const Json& d = c.at("destroyed");
