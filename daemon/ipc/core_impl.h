@@ -311,7 +311,7 @@ class CoreImpl {
   void take(Space& space, Message* m, Effects& fx, Status* status, Limit* limit, MessageOut& out);
   bool too_large(const Message* m, const ReceiveOptions& o, uint32_t* needed) const;
   // The fds a message's regions hold (what its receiver's frame carries).
-  static uint64_t held_fds(const Message* m);
+  static uint64_t region_fds(const Message* m);
   void wake_waiter(Waiter* w, Status status, Effects& fx);
   void set_add(PortSet* s, Port* p);
   void set_remove(Port* p);

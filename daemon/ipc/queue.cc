@@ -132,7 +132,7 @@ void CoreImpl::unqueue(Message* m) {
   queued_bytes_ -= m->body.size();
 }
 
-uint64_t CoreImpl::held_fds(const Message* m) {
+uint64_t CoreImpl::region_fds(const Message* m) {
   uint64_t n = 0;
   for (const auto& d : m->descriptors)
     if (const auto* ool = std::get_if<OolAttachment>(&d)) n += ool->fds();
@@ -772,7 +772,7 @@ Status CoreImpl::receive(TaskId task_id, const ReceiveOptions& o, WaitToken toke
 
   if (Message* m = port != nullptr ? port->queue.front() : set->queue.front()) {
     Port* from = m->queued_on;
-    if (o.max_fds != UINT64_MAX && held_fds(m) > o.max_fds)
+    if (o.max_fds != UINT64_MAX && region_fds(m) > o.max_fds)
       return Status::kRcvTooLarge;  // it stays queued
     if (too_large(m, o, needed_size)) {
       if (o.large) return Status::kRcvTooLarge;  // it stays queued
