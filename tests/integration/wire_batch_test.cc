@@ -392,24 +392,36 @@ TEST(WireBatch, AReceiveBatchStopsBeforeTheReplyCouldPassTheFrameLimit) {
   EXPECT_EQ(p.msgcount(), 0u);
 }
 
+// A port of `owner` with a queue of two messages, bound to `service`.
+Result<ReceiveRight> small_inbox(Task& owner, const char* service) {
+  auto port = owner.make_port();
+  if (!port) return port;
+  EXPECT_EQ(port->set_qlimit(2), Status::kSuccess);
+  EXPECT_EQ(owner.bootstrap_register(service, port->name()), Status::kSuccess);
+  return port;
+}
+
+// `service`'s send right, looked up by raw client `c` (after its hello)
+// with request `id`; 0 if it could not.
+uint32_t raw_look_up(RawClient& c, const char* service, uint64_t id) {
+  uint32_t name = 0;
+  if (!c.request(id, [&](auto r) { r.initBootstrapLookUp().setName(service); })) return 0;
+  c.next_reply([&](wire::Reply::Reader reply, auto&) { name = reply.getName(); });
+  return name;
+}
+
 TEST(WireBatch, ABatchParkedOnAFullQueueWhoseSenderDiesLeavesNothingBehind) {
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.started());
   auto owner = connect_or_die(daemon.socket_path(), "owner");
   ASSERT_NE(owner, nullptr);
-  auto port = owner->make_port();
+  auto port = small_inbox(*owner, "wire.batch.inbox");
   ASSERT_TRUE(port);
-  ASSERT_EQ(port->set_qlimit(2), Status::kSuccess);
-  ASSERT_EQ(owner->bootstrap_register("wire.batch.inbox", port->name()), Status::kSuccess);
   const int daemon_fds = daemon.open_fd_count();
   {
     RawClient sender(daemon.socket_path());
     ASSERT_NE(sender.hello("dies", 2), 0u);
-    uint32_t inbox = 0;
-    ASSERT_TRUE(
-        sender.request(2, [](auto r) { r.initBootstrapLookUp().setName("wire.batch.inbox"); }));
-    ASSERT_TRUE(
-        sender.next_reply([&](wire::Reply::Reader reply, auto&) { inbox = reply.getName(); }));
+    const uint32_t inbox = raw_look_up(sender, "wire.batch.inbox", 2);
     ASSERT_NE(inbox, 0u);
     // Five messages, the last with a region: two are queued, three wait.
     std::vector<proto::UniqueFd> fds;
@@ -481,10 +493,8 @@ TEST(WireBatch, HeldMessagesShowInStatusUntilTheyAreSent) {
   ASSERT_TRUE(daemon.started());
   auto owner = connect_or_die(daemon.socket_path(), "owner");
   ASSERT_NE(owner, nullptr);
-  auto port = owner->make_port();
+  auto port = small_inbox(*owner, "wire.batch.held");
   ASSERT_TRUE(port);
-  ASSERT_EQ(port->set_qlimit(2), Status::kSuccess);
-  ASSERT_EQ(owner->bootstrap_register("wire.batch.held", port->name()), Status::kSuccess);
   Introspection look(owner);
   const auto status = [&] {
     auto page = look.fetch(query(IntrospectWhat::kStatus));
@@ -492,11 +502,7 @@ TEST(WireBatch, HeldMessagesShowInStatusUntilTheyAreSent) {
   };
   RawClient sender(daemon.socket_path());
   ASSERT_NE(sender.hello("holds", 2), 0u);
-  uint32_t inbox = 0;
-  ASSERT_TRUE(
-      sender.request(2, [](auto r) { r.initBootstrapLookUp().setName("wire.batch.held"); }));
-  ASSERT_TRUE(
-      sender.next_reply([&](wire::Reply::Reader reply, auto&) { inbox = reply.getName(); }));
+  const uint32_t inbox = raw_look_up(sender, "wire.batch.held", 2);
   ASSERT_NE(inbox, 0u);
   // Bodies of 10, 20, 30, 40 and 50 bytes into a queue of 2: two queued,
   // the third waits for room, the last two are held.
