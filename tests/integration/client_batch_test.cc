@@ -90,8 +90,8 @@ TEST_F(ClientBatchTest, MessagesWithRegionsComeInOneBatchEachMapped) {
   };
   ASSERT_EQ((*got)[1].descriptors.size(), 1u);
   ASSERT_EQ((*got)[2].descriptors.size(), 2u);
-  const auto same = [](std::span<std::byte> got, const std::vector<std::byte>& want) {
-    return std::equal(got.begin(), got.end(), want.begin(), want.end());
+  const auto same = [](std::span<std::byte> bytes, const std::vector<std::byte>& want) {
+    return std::equal(bytes.begin(), bytes.end(), want.begin(), want.end());
   };
   EXPECT_TRUE(same(region(1, 0), fill(0x11, 4096)));
   EXPECT_TRUE(same(region(2, 0), fill(0x21, 100)));
