@@ -68,6 +68,8 @@ struct OolOut {
   bool deallocate = false;
   bool release_signal = false;
   bool is_body = false;
+
+  uint64_t fds() const { return release_signal ? 2 : 1; }
 };
 
 struct OolPortsOut {

@@ -443,7 +443,7 @@ void Driver::finish_receive_batch(ipc::TaskId task, uint64_t id, const ipc::Rece
   auto count_fds = [](const ipc::MessageOut& m) {
     size_t n = 0;
     for (const auto& d : m.descriptors)
-      if (const auto* ool = std::get_if<ipc::OolOut>(&d)) n += ool->release_signal ? 2 : 1;
+      if (const auto* ool = std::get_if<ipc::OolOut>(&d)) n += ool->fds();
     return n;
   };
   fds += count_fds(first);
