@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <stdexcept>
 
 namespace portd::proto {
 
@@ -223,12 +225,23 @@ constexpr size_t kMaxIov = 64;
 
 size_t FrameWriter::held_bytes() const {
   size_t n = 0;
-  for (const auto& c : chunks_) n += c.is_body ? c.body.size() : c.copied.size();
+  for (const auto& c : chunks_) n += c.copied.size() + c.body.size();
   return n;
 }
 
 std::vector<char>& FrameWriter::tail() {
-  if (chunks_.size() == 1 && !chunks_.front().is_body && head_sent_ != 0) {
+  if (chunks_.size() == 1 && head_sent_ != 0) {
+    Chunk& c = chunks_.front();
+    if (c.has_body && head_sent_ >= c.body_at + c.padded_body()) {
+      // Its body is sent: from here the chunk is its copied bytes alone.
+      head_sent_ -= c.padded_body();
+      if (release_body_ != nullptr) release_body_(std::move(c.body));
+      std::vector<uint8_t>().swap(c.body);
+      c.has_body = false;
+      c.body_at = 0;
+    }
+  }
+  if (chunks_.size() == 1 && !chunks_.front().has_body && head_sent_ != 0) {
     // The chunk being sent is the one appended to: drop its sent prefix
     // once it is everything or large and at least half of what is held, so
     // that a connection that never quite drains does not grow it forever
@@ -239,7 +252,7 @@ std::vector<char>& FrameWriter::tail() {
       head_sent_ = 0;
     }
   }
-  if (chunks_.empty() || chunks_.back().is_body) {
+  if (chunks_.empty()) {
     chunks_.emplace_back();
     chunks_.back().copied.swap(spare_);
     chunks_.back().copied.clear();
@@ -247,49 +260,84 @@ std::vector<char>& FrameWriter::tail() {
   return chunks_.back().copied;
 }
 
+FrameWriter::Chunk& FrameWriter::tail_without_body() {
+  tail();
+  if (chunks_.back().has_body) {
+    chunks_.emplace_back();
+    chunks_.back().copied.swap(spare_);
+    chunks_.back().copied.clear();
+  }
+  return chunks_.back();
+}
+
 void FrameWriter::append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds) {
-  append_frame(message, std::move(fds), nullptr);
+  append_frame(message, std::move(fds), nullptr, nullptr);
 }
 
 void FrameWriter::append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds,
-                         std::vector<uint8_t> body) {
-  append_frame(message, std::move(fds), &body);
+                         std::vector<uint8_t> body, const void* at) {
+  append_frame(message, std::move(fds), &body, at);
 }
 
 void FrameWriter::append_frame(capnp::MessageBuilder& message, std::vector<UniqueFd> fds,
-                               std::vector<uint8_t>* body) {
+                               std::vector<uint8_t>* body, const void* at) {
+  auto segments = message.getSegmentsForOutput();
+  // Where the body's bytes (padded to a whole word) sit in the message: the
+  // segment that holds them, found before anything is appended.
+  const char* hole = nullptr;
+  size_t hole_segment = segments.size();
+  if (body != nullptr && !body->empty()) {
+    hole = static_cast<const char*>(at != nullptr ? at : body->data());
+    const size_t padded = (body->size() + 7) & ~size_t{7};
+    for (size_t i = 0; i < segments.size(); ++i) {
+      auto bytes = segments[i].asBytes();
+      const auto* begin = reinterpret_cast<const char*>(bytes.begin());
+      const auto* end = reinterpret_cast<const char*>(bytes.end());
+      if (std::less_equal<>()(begin, hole) && std::less<>()(hole, end)) {
+        if (static_cast<size_t>(end - hole) < padded) break;
+        hole_segment = i;
+        break;
+      }
+    }
+    if (hole_segment == segments.size())
+      throw std::logic_error("FrameWriter::append: the body is not in the message");
+  }
   if (!fds.empty()) {
     pending_fds_ += fds.size();
     batches_.push_back(FdBatch{appended_, std::move(fds)});
   }
-  auto segments = message.getSegmentsForOutput();
-  {
-    std::vector<char>& out = tail();
-    const size_t before = out.size();
-    append_segment_table(out, segments);
-    appended_ += out.size() - before;
-  }
-  const auto* body_words = body != nullptr && !body->empty()
-                               ? reinterpret_cast<const capnp::word*>(body->data())
-                               : nullptr;
-  for (auto segment : segments) {
-    if (body_words != nullptr && segment.begin() == body_words) {
-      // The body's own bytes, then zeros up to the word the segment ends on
-      // (never read from the body, which ends before it).
-      Chunk c;
-      c.is_body = true;
-      c.body = std::move(*body);
-      appended_ += c.size();
-      chunks_.push_back(std::move(c));
-      body_words = nullptr;
+  // The whole frame goes to one chunk; with a body, one that has none yet.
+  Chunk* chunk = hole != nullptr ? &tail_without_body() : nullptr;
+  std::vector<char>& out = chunk != nullptr ? chunk->copied : tail();
+  const size_t before = out.size();
+  append_segment_table(out, segments);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    auto bytes = segments[i].asBytes();
+    const auto* begin = reinterpret_cast<const char*>(bytes.begin());
+    const auto* end = reinterpret_cast<const char*>(bytes.end());
+    if (i != hole_segment) {
+      out.insert(out.end(), begin, end);
       continue;
     }
-    auto bytes = segment.asBytes();
-    std::vector<char>& out = tail();
-    out.insert(out.end(), reinterpret_cast<const char*>(bytes.begin()),
-               reinterpret_cast<const char*>(bytes.end()));
-    appended_ += bytes.size();
+    // The bytes before the body; the body's own bytes, sent from it, then
+    // zeros up to its word (never read from the body, which ends before
+    // it); and the bytes after.
+    out.insert(out.end(), begin, hole);
+    chunk->has_body = true;
+    chunk->body_at = out.size();
+    chunk->body = std::move(*body);
+    appended_ += chunk->padded_body();
+    out.insert(out.end(), hole + chunk->padded_body(), end);
   }
+  appended_ += out.size() - before;
+}
+
+void FrameWriter::pop_sent_chunk() {
+  Chunk& c = chunks_.front();
+  if (c.has_body && release_body_ != nullptr) release_body_(std::move(c.body));
+  if (c.copied.capacity() <= kCompactBytes && c.copied.capacity() > spare_.capacity())
+    spare_.swap(c.copied);
+  chunks_.pop_front();
 }
 
 int FrameWriter::write_to(int fd) {
@@ -325,10 +373,12 @@ int FrameWriter::write_to(int fd) {
       left -= n;
     };
     for (const auto& c : chunks_) {
-      if (left == 0 || iovs + 2 > kMaxIov) break;
-      if (c.is_body) {
+      if (left == 0 || iovs + 4 > kMaxIov) break;
+      if (c.has_body) {
+        add(c.copied.data(), c.body_at);
         add(reinterpret_cast<const char*>(c.body.data()), c.body.size());
-        if (left != 0 && iovs < kMaxIov) add(kZeros, c.size() - c.body.size());
+        add(kZeros, c.padded_body() - c.body.size());
+        add(c.copied.data() + c.body_at, c.copied.size() - c.body_at);
       } else {
         add(c.copied.data(), c.copied.size());
       }
@@ -376,22 +426,12 @@ int FrameWriter::write_to(int fd) {
     size_t done = head_sent_ + static_cast<size_t>(n);
     while (!chunks_.empty() && done >= chunks_.front().size()) {
       done -= chunks_.front().size();
-      Chunk& c = chunks_.front();
-      if (!c.is_body && c.copied.capacity() <= kCompactBytes &&
-          c.copied.capacity() > spare_.capacity())
-        spare_.swap(c.copied);
-      chunks_.pop_front();
+      pop_sent_chunk();
     }
     head_sent_ = done;
   }
   // Everything is sent: a last copied chunk goes back to the spare.
-  while (!chunks_.empty()) {
-    Chunk& c = chunks_.front();
-    if (!c.is_body && c.copied.capacity() <= kCompactBytes &&
-        c.copied.capacity() > spare_.capacity())
-      spare_.swap(c.copied);
-    chunks_.pop_front();
-  }
+  while (!chunks_.empty()) pop_sent_chunk();
   head_sent_ = 0;
   return 0;
 }

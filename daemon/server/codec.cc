@@ -480,19 +480,28 @@ void encode_reply_header(wire::Reply::Builder reply, uint64_t id, Status status,
     set_text(ipc::limit_name(limit), [&](unsigned n) { return reply.initLimit(n); });
 }
 
-void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out,
-                    capnp::MessageBuilder* referencing) {
+const void* encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out, BodyIn how,
+                           capnp::MessageBuilder* message) {
   out.setRemote(in.remote);
   out.setRemoteType(static_cast<uint8_t>(in.remote_type));
   out.setLocal(in.local);
   out.setLocalType(static_cast<uint8_t>(in.local_type));
   out.setId(in.id);
+  const void* body_at = nullptr;
   if (!in.body.empty()) {
-    if (referencing != nullptr)
-      proto::reference_body(*referencing, in.body,
-                            [&](auto orphan) { out.adoptBody(kj::mv(orphan)); });
-    else
-      out.setBody(kj::ArrayPtr<const kj::byte>(in.body.data(), in.body.size()));
+    switch (how) {
+      case BodyIn::kCopied:
+        out.setBody(kj::ArrayPtr<const kj::byte>(in.body.data(), in.body.size()));
+        break;
+      case BodyIn::kPlaced:
+        body_at = proto::place_body(in.body, [&](unsigned n) { return out.initBody(n); });
+        break;
+      case BodyIn::kReferenced:
+        proto::reference_body(*message, in.body,
+                              [&](auto orphan) { out.adoptBody(kj::mv(orphan)); });
+        body_at = in.body.data();
+        break;
+    }
   }
   if (!in.descriptors.empty()) {
     auto list = out.initDescriptors(static_cast<unsigned>(in.descriptors.size()));
@@ -526,6 +535,7 @@ void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out,
   t.setSenderUid(in.trailer.uid);
   t.setSenderGid(in.trailer.gid);
   t.setSenderTask(in.trailer.sender);
+  return body_at;
 }
 
 void encode_port_status(const ipc::PortStatus& in, wire::PortStatus::Builder out) {

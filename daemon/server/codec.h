@@ -238,14 +238,22 @@ size_t ool_fd_count(const ipc::MessageIn& message);
 void encode_reply_header(wire::Reply::Builder reply, uint64_t id, Status status,
                          ipc::Limit limit = ipc::Limit::kNone);
 
+// How encode_message puts a message's body in the reply.
+enum class BodyIn : uint8_t {
+  kCopied,      // copied into the message
+  kPlaced,      // a field left unfilled (proto::place_body)
+  kReferenced,  // a segment of its own (proto::reference_body)
+};
+
 // A received message. Every OOL descriptor's fds (the region's, then its
 // release fd if it has one) must travel with the frame, in descriptor order;
-// the caller sets the Reply's fdCount. With `referencing` (the builder `out`
-// belongs to), the body is not copied into the message but referenced
-// (proto::reference_body): the frame must then go out through
-// FrameWriter::append with in.body (ReplySink::post_reply_with_body).
-void encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out,
-                    capnp::MessageBuilder* referencing = nullptr);
+// the caller sets the Reply's fdCount. Unless the body is copied, the frame
+// must go out through FrameWriter::append with in.body and the position
+// this returns (ReplySink::post_reply_with_body); kReferenced needs the
+// builder `message` that `out` belongs to. Returns null when the body is
+// copied or empty.
+const void* encode_message(const ipc::MessageOut& in, wire::InMessage::Builder out,
+                           BodyIn how = BodyIn::kCopied, capnp::MessageBuilder* message = nullptr);
 void encode_port_status(const ipc::PortStatus& in, wire::PortStatus::Builder out);
 void encode_names(const std::vector<ipc::NameInfo>& in, wire::Reply::Builder reply);
 void encode_bootstrap_list(const std::vector<ipc::BootstrapEntry>& in, wire::Reply::Builder reply);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "daemon/server/body_pool.h"
 #include "daemon/server/server.h"
 
 namespace portd::server {
@@ -36,7 +37,9 @@ Connection::Connection(Server& server, proto::UniqueFd fd, ipc::TaskId task,
                              std::chrono::system_clock::now().time_since_epoch())
                              .count()),
       reader_(server.options().frame_limits),
-      handshake_timer_(server.io()) {}
+      handshake_timer_(server.io()) {
+  writer_.set_body_release(&BodyPool::give);
+}
 
 Connection::~Connection() = default;
 
@@ -282,9 +285,9 @@ void Connection::send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd>
 }
 
 void Connection::send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds,
-                      std::vector<uint8_t> body) {
+                      std::vector<uint8_t> body, const void* at) {
   if (closed_) return;  // fds close here
-  writer_.append(frame, std::move(fds), std::move(body));
+  writer_.append(frame, std::move(fds), std::move(body), at);
   queued();
 }
 

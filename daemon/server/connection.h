@@ -63,10 +63,11 @@ class Connection : public std::enable_shared_from_this<Connection>, private Sock
 
   // Queues a frame; the server flushes it at the end of this turn.
   void send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds = {});
-  // The same for a frame that references `body` (FrameWriter::append): kept
-  // until sent, not copied.
+  // The same for a frame whose body is sent from `body`, at `at`
+  // (FrameWriter::append): kept until sent, not copied, then given back to
+  // the BodyPool.
   void send(capnp::MessageBuilder& frame, std::vector<proto::UniqueFd> fds,
-            std::vector<uint8_t> body);
+            std::vector<uint8_t> body, const void* at);
   // Writes what the socket takes now; waits for writability if it is full.
   void flush();
   // Closes the socket, logs why, and has the server destroy the task.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <type_traits>
 
 #include "daemon/server/body_pool.h"
@@ -787,6 +788,15 @@ void Driver::reply_status(ipc::TaskId task, uint64_t id, Status status, ipc::Lim
   sink_.post_reply(task, *message, {});
 }
 
+void ReplySink::post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
+                                     std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body,
+                                     const void* at) {
+  // A placed body's field is still zeros; a referenced one is body itself.
+  if (at != nullptr && at != body.data())
+    std::memcpy(const_cast<void*>(at), body.data(), body.size());
+  post_reply(task, reply, std::move(fds));
+}
+
 bool Driver::carries_message(Status status) {
   // A receive whose reply or body rights could not all be named still
   // delivers the message (with those names MACH_PORT_NULL).
@@ -824,9 +834,11 @@ void Driver::reply_message(ipc::TaskId task, uint64_t id, ipc::MessageOut& out, 
   reply.setFdCount(static_cast<uint16_t>(fds.size()));
   static_assert(BodyPool::kMaxMediumCapacity >= kReferenceBodyBytes,
                 "a body copied into its reply goes back to the pool");
-  if (out.body.size() >= kReferenceBodyBytes) {
-    encode_message(out, reply.initMessage(), &*message);
-    sink_.post_reply_with_body(task, *message, std::move(fds), std::move(out.body));
+  if (out.body.size() >= kPlaceBodyBytes) {
+    const void* at = encode_message(
+        out, reply.initMessage(),
+        out.body.size() >= kReferenceBodyBytes ? BodyIn::kReferenced : BodyIn::kPlaced, &*message);
+    sink_.post_reply_with_body(task, *message, std::move(fds), std::move(out.body), at);
   } else {
     encode_message(out, reply.initMessage());
     sink_.post_reply(task, *message, std::move(fds));

@@ -59,19 +59,24 @@ class ReplySink {
   // closed.
   virtual void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
                           std::vector<proto::UniqueFd> fds) = 0;
-  // The same for a reply whose message body references `body` instead of
-  // holding a copy (encode_message's `referencing`): a sink that keeps the
-  // frame keeps `body` with it. This one serializes the reply before
-  // `body` goes, as post_reply does.
+  // The same for a reply whose message body is not copied into it but sent
+  // from `body` (encode_message's BodyIn::kPlaced and kReferenced; `at` is
+  // what it returned): a sink that keeps the frame keeps `body` with it.
+  // This one, for sinks that only read the reply, copies the body into the
+  // unfilled field and serializes the reply before `body` goes, as
+  // post_reply does.
   virtual void post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
-                                    std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) {
-    post_reply(task, reply, std::move(fds));
-  }
+                                    std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body,
+                                    const void* at);
 };
 
-// Received bodies at least this large are referenced by their reply, not
-// copied into it: one copy of a large body less on the event-loop thread
-// (and no zeroed capnp segment to copy it into).
+// Received bodies at least this large are not copied into their reply but
+// sent from the queued body (FrameWriter::append): two copies of the body
+// less on the event-loop thread, into the reply's segment and out of it.
+// From kReferenceBodyBytes on, the body is a segment of its own, so the
+// reply needs no zeroed segment that large; below, it is a field of the
+// reply's first segment left unfilled.
+inline constexpr size_t kPlaceBodyBytes = 1024;
 inline constexpr size_t kReferenceBodyBytes = 16 * 1024;
 
 class Driver {

@@ -223,10 +223,11 @@ void Server::post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
 }
 
 void Server::post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
-                                  std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) {
+                                  std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body,
+                                  const void* at) {
   auto it = connections_.find(task);
   if (it == connections_.end()) return;
-  it->second->send(reply, std::move(fds), std::move(body));
+  it->second->send(reply, std::move(fds), std::move(body), at);
 }
 
 void Server::mark_dirty(Connection& connection) {

@@ -104,7 +104,8 @@ class Server : public ReplySink, public TaskDirectory {
   void post_reply(ipc::TaskId task, capnp::MessageBuilder& reply,
                   std::vector<proto::UniqueFd> fds) override;
   void post_reply_with_body(ipc::TaskId task, capnp::MessageBuilder& reply,
-                            std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body) override;
+                            std::vector<proto::UniqueFd> fds, std::vector<uint8_t> body,
+                            const void* at) override;
 
   // For connections.
   void mark_dirty(Connection& connection);

@@ -207,6 +207,24 @@ TEST_F(DriverTest, AReceivedBodysBufferIsKeptForTheNextDecode) {
   (void)BodyPool::take();
 }
 
+// Bodies copied into the reply, placed in it unfilled and referenced as a
+// segment of their own (kPlaceBodyBytes, kReferenceBodyBytes) all reach a
+// sink that only reads the reply whole: the default post_reply_with_body
+// fills a placed field.
+TEST_F(DriverTest, BodiesOfEveryPlacementReachASinkThatOnlyReads) {
+  const ipc::Name port = allocate(kA);
+  const std::vector<size_t> sizes = {kPlaceBodyBytes - 1, kPlaceBodyBytes, 4097,
+                                     kReferenceBodyBytes - 1, kReferenceBodyBytes};
+  for (size_t size : sizes) {
+    std::string text(size, '\0');
+    for (size_t k = 0; k < size; ++k) text[k] = static_cast<char>('a' + (k * 7 + size) % 26);
+    ASSERT_EQ(call(kA, 10, text_to(port, text)).status, Status::kSuccess) << size;
+    Recorded got = call(kA, 11, receive_on(port, 0));
+    ASSERT_EQ(got.status, Status::kSuccess) << size;
+    EXPECT_EQ(got.body, text) << size;
+  }
+}
+
 TEST_F(DriverTest, TimerExpiresAParkedReceive) {
   const ipc::Name port = allocate(kA);
   handle(kA, 10, receive_on(port, 20));

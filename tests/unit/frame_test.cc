@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -321,6 +323,201 @@ TEST(FrameTest, ReferencedBodiesGoOutFromTheirOwnBytes) {
   EXPECT_EQ(body_segments, 5u);
 }
 
+// A received frame's bytes as the stream carried them (one segment, as
+// every frame of these tests has).
+std::vector<char> encode_frame_copy(capnp::MessageReader& frame) {
+  capnp::MallocMessageBuilder copy;
+  copy.setRoot(frame.getRoot<wire::Request>());
+  return encode_frame(copy);
+}
+
+// Bodies given back by a writer once written (set_body_release).
+std::vector<std::vector<uint8_t>>& released_bodies() {
+  static std::vector<std::vector<uint8_t>> bodies;
+  return bodies;
+}
+void release_body(std::vector<uint8_t>&& body) { released_bodies().push_back(std::move(body)); }
+
+// A Send request with `body` and, after it in the message, two port
+// descriptors; the body copied in, or placed (left unfilled; its position
+// in *at).
+void build_send(capnp::MessageBuilder& message, const std::vector<uint8_t>& body, uint64_t id,
+                const void** at) {
+  auto request = message.initRoot<wire::Request>();
+  request.setId(id);
+  auto out = request.initSend().initMessage();
+  out.setRemote(7);
+  if (at != nullptr)
+    *at = place_body(body, [&](unsigned n) { return out.initBody(n); });
+  else
+    out.setBody(kj::ArrayPtr<const kj::byte>(body.data(), body.size()));
+  auto descriptors = out.initDescriptors(2);
+  descriptors[0].initPort().setName(11);
+  descriptors[1].initPort().setName(12);
+}
+
+TEST(FrameTest, PlacedBodiesGoOutAsTheBytesOfCopiedOnes) {
+  // A body placed in an unfilled field (place_body) is sent from its own
+  // buffer, with the bytes before and after it in the message: the stream
+  // is byte for byte the frame with the body copied in. Sizes that are and
+  // are not whole words, in a scratch segment, in a heap first segment, and
+  // in a later segment (a small first one), through a socket buffer smaller
+  // than the largest; each body goes to the release function once written.
+  SocketPair sp;
+  int small = 16 * 1024;
+  ASSERT_EQ(::setsockopt(sp.a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  released_bodies().clear();
+  FrameWriter writer;
+  writer.set_body_release(&release_body);
+  Scratch scratch;
+  const std::vector<size_t> sizes = {1, 7, 8, 1024, 4097, 7000, 100001};
+  for (size_t i = 0; i < 3 * sizes.size(); ++i) {
+    const size_t size = sizes[i / 3];
+    std::vector<uint8_t> body(size);
+    for (size_t k = 0; k < size; ++k) body[k] = static_cast<uint8_t>(k * 13 + i + 1);
+    // The copied frame is built as the placed one is, so that its
+    // segments are laid out alike.
+    Scratch copied_scratch;
+    std::optional<ScratchBuilder> copied_on_scratch;
+    std::optional<capnp::MallocMessageBuilder> copied_on_heap;
+    capnp::MessageBuilder* copied = nullptr;
+    if (i % 3 == 0) {
+      copied_on_scratch.emplace(copied_scratch);
+      copied = &**copied_on_scratch;
+    } else {
+      copied_on_heap.emplace(i % 3 == 1 ? 16384u : 8u, capnp::AllocationStrategy::FIXED_SIZE);
+      copied = &*copied_on_heap;
+    }
+    build_send(*copied, body, i, nullptr);
+    const std::vector<char> expected = encode_frame(*copied);
+
+    const void* at = nullptr;
+    const uint8_t* body_bytes = body.data();
+    {
+      std::optional<ScratchBuilder> on_scratch;
+      std::optional<capnp::MallocMessageBuilder> on_heap;
+      capnp::MessageBuilder* message = nullptr;
+      if (i % 3 == 0) {
+        on_scratch.emplace(scratch);
+        message = &**on_scratch;
+      } else {
+        on_heap.emplace(i % 3 == 1 ? 16384u : 8u, capnp::AllocationStrategy::FIXED_SIZE);
+        message = &*on_heap;
+      }
+      build_send(*message, body, i, &at);
+      if (i % 3 == 2) {
+        ASSERT_GT(message->getSegmentsForOutput().size(), 1u) << size;
+      }
+      writer.append(*message, {}, std::move(body), at);
+    }
+    std::vector<char> got;
+    for (int spins = 0; got.size() < expected.size(); ++spins) {
+      ASSERT_LT(spins, 100000);
+      const int w = writer.write_to(sp.a.get());
+      ASSERT_TRUE(w == 0 || w == -EAGAIN);
+      char buf[8192];
+      const ssize_t n = ::read(sp.b.get(), buf, sizeof buf);
+      if (n > 0) got.insert(got.end(), buf, buf + n);
+    }
+    EXPECT_EQ(got, expected) << "size " << size << ", builder " << i % 3;
+    EXPECT_TRUE(writer.empty());
+    ASSERT_EQ(released_bodies().size(), i + 1);
+    EXPECT_EQ(released_bodies().back().data(), body_bytes);  // the body itself, not a copy
+  }
+  char extra;
+  EXPECT_EQ(::read(sp.b.get(), &extra, 1), -1);
+}
+
+TEST(FrameTest, ManyQueuedPlacedBodiesGoOutInOrder) {
+  // Frames with placed bodies queued between ordinary ones, with fds, all
+  // before one write: more pieces than one sendmsg takes, through a small
+  // socket buffer. The stream is the frames' copied forms, in order, and
+  // each fd arrives with its frame's first byte.
+  SocketPair sp;
+  int small = 16 * 1024;
+  ASSERT_EQ(::setsockopt(sp.a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  released_bodies().clear();
+  FrameWriter writer;
+  writer.set_body_release(&release_body);
+  std::vector<char> expected;
+  constexpr size_t kFrames = 60;
+  for (size_t i = 0; i < kFrames; ++i) {
+    std::vector<uint8_t> body(i % 2 == 0 ? 1000 + 37 * i : 5 + i);
+    for (size_t k = 0; k < body.size(); ++k) body[k] = static_cast<uint8_t>(k + 3 * i);
+    capnp::MallocMessageBuilder copied;
+    build_send(copied, body, i, nullptr);
+    const std::vector<char> frame = encode_frame(copied);
+    expected.insert(expected.end(), frame.begin(), frame.end());
+    capnp::MallocMessageBuilder message;
+    std::vector<UniqueFd> fds;
+    if (i % 5 == 0) fds.push_back(memfd_with("frame " + std::to_string(i)));
+    if (i % 2 == 0) {
+      const void* at = nullptr;
+      build_send(message, body, i, &at);
+      writer.append(message, std::move(fds), std::move(body), at);
+    } else {
+      build_send(message, body, i, nullptr);
+      writer.append(message, std::move(fds));
+    }
+  }
+  EXPECT_EQ(writer.pending_bytes(), expected.size());
+  FrameReader reader;
+  size_t frames = 0;
+  std::vector<char> got;
+  for (int spins = 0; frames < kFrames; ++spins) {
+    ASSERT_LT(spins, 100000);
+    const int w = writer.write_to(sp.a.get());
+    ASSERT_TRUE(w == 0 || w == -EAGAIN);
+    for (;;) {
+      const auto next = reader.next();
+      ASSERT_NE(next, FrameReader::Next::kError) << reader.error();
+      if (next == FrameReader::Next::kFrame) {
+        auto request = reader.frame().getRoot<wire::Request>();
+        ASSERT_EQ(request.getId(), frames);
+        const std::vector<char> bytes = encode_frame_copy(reader.frame());
+        got.insert(got.end(), bytes.begin(), bytes.end());
+        std::vector<UniqueFd> fds;
+        ASSERT_TRUE(reader.take_fds(frames % 5 == 0 ? 1 : 0, &fds));
+        if (!fds.empty()) {
+          EXPECT_EQ(content_of(fds[0].get()), "frame " + std::to_string(frames));
+        }
+        ++frames;
+        continue;
+      }
+      const long n = reader.read_from(sp.b.get());
+      if (n == -EAGAIN) break;
+      ASSERT_GT(n, 0);
+    }
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_TRUE(writer.empty());
+  EXPECT_EQ(reader.pending_fds(), 0u);
+  EXPECT_EQ(released_bodies().size(), kFrames / 2);
+}
+
+TEST(FrameTest, AppendRefusesABodyTheMessageDoesNotHold) {
+  // A body said to be at a place no segment of the message holds (or whose
+  // padded end runs past its segment) is refused before anything is
+  // appended: no bytes, no fds.
+  std::vector<uint8_t> body(100, 1);
+  std::vector<uint8_t> elsewhere(200, 0);
+  capnp::MallocMessageBuilder message;
+  const void* at = nullptr;
+  build_send(message, body, 1, &at);
+  FrameWriter writer;
+  std::vector<UniqueFd> fds;
+  fds.push_back(memfd_with("x"));
+  EXPECT_THROW(writer.append(message, std::move(fds), body, elsewhere.data()), std::logic_error);
+  auto segment = message.getSegmentsForOutput()[0].asBytes();
+  EXPECT_THROW(writer.append(message, {}, body, segment.end() - 8), std::logic_error);
+  EXPECT_TRUE(writer.empty());
+  EXPECT_EQ(writer.pending_fds(), 0u);
+  EXPECT_EQ(writer.pending_bytes(), 0u);
+  // The same body at its real place goes.
+  writer.append(message, {}, body, at);
+  EXPECT_EQ(writer.pending_bytes(), encode_frame(message).size());
+}
+
 TEST(FrameTest, FdsSurvivePartialWritesOfLargeFrames) {
   // A frame much larger than the socket buffer, then a frame with an fd:
   // the writer must resume after EAGAIN and still attach the fd to the
@@ -380,7 +577,8 @@ TEST(FrameTest, FdsSurvivePartialWritesOfLargeFrames) {
 
 // A connection whose writer never quite drains (the peer reads about as fast
 // as frames are appended) must not grow its buffer without bound, and frames
-// and fds must survive the writer dropping its sent prefix.
+// and fds must survive the writer dropping its sent prefix, also when the
+// chunk being sent holds a placed body.
 TEST(FrameTest, WriterThatNeverDrainsStaysBounded) {
   SocketPair sp;
   FrameWriter writer;
@@ -426,14 +624,27 @@ TEST(FrameTest, WriterThatNeverDrainsStaysBounded) {
     capnp::MallocMessageBuilder message;
     auto request = message.initRoot<wire::Request>();
     request.setId(round);
-    request.initSend().initMessage().initBody(kBody);
+    // Some frames' bodies are placed (sent from their own buffer): the
+    // hundred frames after one go to its chunk.
+    std::vector<uint8_t> body;
+    const void* at = nullptr;
+    if (round % 100 == 2) {
+      body.assign(kBody, static_cast<uint8_t>(round));
+      at = place_body(body,
+                      [&](unsigned n) { return request.initSend().initMessage().initBody(n); });
+    } else {
+      request.initSend().initMessage().initBody(kBody);
+    }
     std::vector<UniqueFd> fds;
     if (round % 10 == 0) {
       fds.push_back(memfd_with("fd " + std::to_string(round)));
       request.setFdCount(1);
     }
     fds_expected += fds.size();
-    writer.append(message, std::move(fds));
+    if (at != nullptr)
+      writer.append(message, std::move(fds), std::move(body), at);
+    else
+      writer.append(message, std::move(fds));
     const int w = writer.write_to(sp.a.get());
     ASSERT_TRUE(w == 0 || w == -EAGAIN);
     max_held = std::max(max_held, writer.held_bytes());

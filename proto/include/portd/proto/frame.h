@@ -123,11 +123,18 @@ class FrameWriter {
   // Appends one frame, and the fds that travel with it (their ownership
   // passes to the writer; they are closed once sent).
   void append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds = {});
-  // The same for a message that references `body` as a segment of its own
-  // (reference_body()): that segment is sent from `body` itself, which the
-  // writer keeps until it is written, instead of being copied. Every other
-  // segment is copied as append() does.
-  void append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds, std::vector<uint8_t> body);
+  // The same for a message whose body bytes are `body`'s: either a segment
+  // of its own that references them (reference_body(); `at` null), or a
+  // Data field left unfilled at `at` (place_body()). Those bytes, up to the
+  // word the field ends on, are sent from `body` itself, which the writer
+  // keeps until it is written; they are never read from the message. Every
+  // other byte is copied as append() does. Throws std::logic_error, having
+  // appended nothing, if no segment of the message holds `at`.
+  void append(capnp::MessageBuilder& message, std::vector<UniqueFd> fds, std::vector<uint8_t> body,
+              const void* at = nullptr);
+  // Once written, a body goes to `release` (for reuse) rather than being
+  // freed.
+  void set_body_release(void (*release)(std::vector<uint8_t>&&)) { release_body_ = release; }
 
   bool empty() const { return sent_ == appended_; }
   size_t pending_bytes() const { return static_cast<size_t>(appended_ - sent_); }
@@ -143,13 +150,16 @@ class FrameWriter {
 
  private:
   // The bytes to send, in order: runs of copied bytes (segment tables and
-  // small segments of any number of frames) and referenced bodies, each
-  // followed by the zeros that pad it to a whole word.
+  // segments of any number of frames), each run with at most one body sent
+  // from its own buffer in the middle: copied[0, body_at), the body and the
+  // zeros that pad it to a whole word, then copied[body_at, end).
   struct Chunk {
     std::vector<char> copied;
     std::vector<uint8_t> body;
-    bool is_body = false;
-    size_t size() const { return is_body ? (body.size() + 7) & ~size_t{7} : copied.size(); }
+    size_t body_at = 0;
+    bool has_body = false;
+    size_t padded_body() const { return has_body ? (body.size() + 7) & ~size_t{7} : 0; }
+    size_t size() const { return copied.size() + padded_body(); }
   };
   struct FdBatch {
     uint64_t offset;  // stream position of the owning frame's first byte
@@ -157,9 +167,14 @@ class FrameWriter {
   };
 
   void append_frame(capnp::MessageBuilder& message, std::vector<UniqueFd> fds,
-                    std::vector<uint8_t>* body);
+                    std::vector<uint8_t>* body, const void* at);
   // The copied-bytes chunk new bytes go to (the last chunk, or a new one).
   std::vector<char>& tail();
+  // The same, in a chunk that holds no body yet.
+  Chunk& tail_without_body();
+  void append_bytes(const char* begin, const char* end);
+  // Drops the first chunk, which has been sent.
+  void pop_sent_chunk();
 
   FifoVector<Chunk> chunks_;
   size_t head_sent_ = 0;   // bytes of chunks_.front() already sent
@@ -168,6 +183,7 @@ class FrameWriter {
   size_t pending_fds_ = 0;
   std::deque<FdBatch> batches_;
   std::vector<char> spare_;  // a sent chunk's buffer, kept for the next one
+  void (*release_body_)(std::vector<uint8_t>&&) = nullptr;
 };
 
 // Makes `body` the content of a Data field without copying it: the message
@@ -181,6 +197,17 @@ template <typename Adopt>
 void reference_body(capnp::MessageBuilder& message, const std::vector<uint8_t>& body, Adopt adopt) {
   adopt(
       message.getOrphanage().referenceExternalData(capnp::Data::Reader(body.data(), body.size())));
+}
+
+// Makes room for `body` in a Data field without copying it there: `init(n)`
+// makes the field (for example `[&](unsigned n) { return out.initBody(n); }`),
+// whose bytes stay zero. Returns where they are, for FrameWriter::append,
+// which sends `body` in their place: the body is copied neither into the
+// message nor into the writer, and nothing has to clear it from a scratch
+// segment. `body` must not be empty.
+template <typename Init>
+const void* place_body(const std::vector<uint8_t>& body, Init init) {
+  return init(static_cast<unsigned>(body.size())).begin();
 }
 
 // A reusable first segment for message builders. It is zeroed once, and a
