@@ -53,6 +53,13 @@ struct SocketPair {
   UniqueFd a, b;
 };
 
+// Makes `fd`'s send buffer small (16 KiB), so that large frames are written
+// in parts.
+void shrink_send_buffer(int fd) {
+  int small = 16 * 1024;
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+}
+
 // A memfd holding `text`, so a received fd can be recognised by its content.
 UniqueFd memfd_with(const std::string& text) {
   UniqueFd fd(::memfd_create("frame_test", MFD_CLOEXEC));
@@ -65,6 +72,16 @@ std::string content_of(int fd) {
   char buf[256];
   const ssize_t n = ::pread(fd, buf, sizeof buf, 0);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// Takes `count` fds for the reader's current frame; the first, if any, must
+// hold `text`.
+void take_fds_holding(FrameReader& reader, size_t count, const std::string& text) {
+  std::vector<UniqueFd> fds;
+  ASSERT_TRUE(reader.take_fds(count, &fds));
+  if (!fds.empty()) {
+    EXPECT_EQ(content_of(fds[0].get()), text);
+  }
 }
 
 // Reads from `fd` until the reader has a frame, or fails.
@@ -252,8 +269,7 @@ TEST(FrameTest, ReferencedBodiesGoOutFromTheirOwnBytes) {
   // arrives whole, padded with zeros to its word, with its fds. (Under ASan
   // this also shows that the writer never reads past a body's last byte.)
   SocketPair sp;
-  int small = 16 * 1024;
-  ASSERT_EQ(::setsockopt(sp.a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  shrink_send_buffer(sp.a.get());
   const std::vector<size_t> sizes = {100001, 0, 1u << 20, 17, 65536, 3};
   std::vector<std::vector<uint8_t>> expected;
   FrameWriter writer;
@@ -273,11 +289,7 @@ TEST(FrameTest, ReferencedBodiesGoOutFromTheirOwnBytes) {
         EXPECT_TRUE(std::equal(body.begin(), body.end(), expected[next_read].begin()))
             << "frame " << next_read;
         ASSERT_EQ(request.getFdCount(), next_read % 3 == 0 ? 1u : 0u);
-        std::vector<UniqueFd> fds;
-        ASSERT_TRUE(reader.take_fds(request.getFdCount(), &fds));
-        if (!fds.empty()) {
-          EXPECT_EQ(content_of(fds[0].get()), "frame " + std::to_string(next_read));
-        }
+        take_fds_holding(reader, request.getFdCount(), "frame " + std::to_string(next_read));
         ++next_read;
         continue;
       }
@@ -337,6 +349,29 @@ std::vector<std::vector<uint8_t>>& released_bodies() {
   return bodies;
 }
 void release_body(std::vector<uint8_t>&& body) { released_bodies().push_back(std::move(body)); }
+// A writer whose written bodies go to released_bodies(), emptied first.
+void record_released_bodies(FrameWriter& writer) {
+  released_bodies().clear();
+  writer.set_body_release(&release_body);
+}
+
+// A message builder of one of three kinds: 0 on `scratch`, 1 on a heap
+// first segment that holds every message of these tests, 2 on heap
+// segments of 8 words (so that a body lands in a later segment).
+struct BuilderOfKind {
+  BuilderOfKind(int kind, Scratch& scratch) {
+    if (kind == 0) {
+      on_scratch.emplace(scratch);
+      message = &**on_scratch;
+    } else {
+      on_heap.emplace(kind == 1 ? 16384u : 8u, capnp::AllocationStrategy::FIXED_SIZE);
+      message = &*on_heap;
+    }
+  }
+  std::optional<ScratchBuilder> on_scratch;
+  std::optional<capnp::MallocMessageBuilder> on_heap;
+  capnp::MessageBuilder* message = nullptr;
+};
 
 // A Send request with `body` and, after it in the message, two port
 // descriptors; the body copied in, or placed (left unfilled; its position
@@ -364,11 +399,9 @@ TEST(FrameTest, PlacedBodiesGoOutAsTheBytesOfCopiedOnes) {
   // in a later segment (a small first one), through a socket buffer smaller
   // than the largest; each body goes to the release function once written.
   SocketPair sp;
-  int small = 16 * 1024;
-  ASSERT_EQ(::setsockopt(sp.a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-  released_bodies().clear();
+  shrink_send_buffer(sp.a.get());
   FrameWriter writer;
-  writer.set_body_release(&release_body);
+  record_released_bodies(writer);
   Scratch scratch;
   const std::vector<size_t> sizes = {1, 7, 8, 1024, 4097, 7000, 100001};
   for (size_t i = 0; i < 3 * sizes.size(); ++i) {
@@ -377,35 +410,19 @@ TEST(FrameTest, PlacedBodiesGoOutAsTheBytesOfCopiedOnes) {
     for (size_t k = 0; k < size; ++k) body[k] = static_cast<uint8_t>(k * 13 + i + 1);
     // The copied frame is built as the placed one is, so that its
     // segments are laid out alike.
+    const int kind = static_cast<int>(i % 3);
     Scratch copied_scratch;
-    std::optional<ScratchBuilder> copied_on_scratch;
-    std::optional<capnp::MallocMessageBuilder> copied_on_heap;
-    capnp::MessageBuilder* copied = nullptr;
-    if (i % 3 == 0) {
-      copied_on_scratch.emplace(copied_scratch);
-      copied = &**copied_on_scratch;
-    } else {
-      copied_on_heap.emplace(i % 3 == 1 ? 16384u : 8u, capnp::AllocationStrategy::FIXED_SIZE);
-      copied = &*copied_on_heap;
-    }
-    build_send(*copied, body, i, nullptr);
-    const std::vector<char> expected = encode_frame(*copied);
+    BuilderOfKind copied(kind, copied_scratch);
+    build_send(*copied.message, body, i, nullptr);
+    const std::vector<char> expected = encode_frame(*copied.message);
 
     const void* at = nullptr;
     const uint8_t* body_bytes = body.data();
     {
-      std::optional<ScratchBuilder> on_scratch;
-      std::optional<capnp::MallocMessageBuilder> on_heap;
-      capnp::MessageBuilder* message = nullptr;
-      if (i % 3 == 0) {
-        on_scratch.emplace(scratch);
-        message = &**on_scratch;
-      } else {
-        on_heap.emplace(i % 3 == 1 ? 16384u : 8u, capnp::AllocationStrategy::FIXED_SIZE);
-        message = &*on_heap;
-      }
+      BuilderOfKind placed(kind, scratch);
+      capnp::MessageBuilder* message = placed.message;
       build_send(*message, body, i, &at);
-      if (i % 3 == 2) {
+      if (kind == 2) {
         ASSERT_GT(message->getSegmentsForOutput().size(), 1u) << size;
       }
       writer.append(*message, {}, std::move(body), at);
@@ -419,7 +436,7 @@ TEST(FrameTest, PlacedBodiesGoOutAsTheBytesOfCopiedOnes) {
       const ssize_t n = ::read(sp.b.get(), buf, sizeof buf);
       if (n > 0) got.insert(got.end(), buf, buf + n);
     }
-    EXPECT_EQ(got, expected) << "size " << size << ", builder " << i % 3;
+    EXPECT_EQ(got, expected) << "size " << size << ", builder " << kind;
     EXPECT_TRUE(writer.empty());
     ASSERT_EQ(released_bodies().size(), i + 1);
     EXPECT_EQ(released_bodies().back().data(), body_bytes);  // the body itself, not a copy
@@ -434,11 +451,9 @@ TEST(FrameTest, ManyQueuedPlacedBodiesGoOutInOrder) {
   // socket buffer. The stream is the frames' copied forms, in order, and
   // each fd arrives with its frame's first byte.
   SocketPair sp;
-  int small = 16 * 1024;
-  ASSERT_EQ(::setsockopt(sp.a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-  released_bodies().clear();
+  shrink_send_buffer(sp.a.get());
   FrameWriter writer;
-  writer.set_body_release(&release_body);
+  record_released_bodies(writer);
   std::vector<char> expected;
   constexpr size_t kFrames = 60;
   for (size_t i = 0; i < kFrames; ++i) {
@@ -476,11 +491,7 @@ TEST(FrameTest, ManyQueuedPlacedBodiesGoOutInOrder) {
         ASSERT_EQ(request.getId(), frames);
         const std::vector<char> bytes = encode_frame_copy(reader.frame());
         got.insert(got.end(), bytes.begin(), bytes.end());
-        std::vector<UniqueFd> fds;
-        ASSERT_TRUE(reader.take_fds(frames % 5 == 0 ? 1 : 0, &fds));
-        if (!fds.empty()) {
-          EXPECT_EQ(content_of(fds[0].get()), "frame " + std::to_string(frames));
-        }
+        take_fds_holding(reader, frames % 5 == 0 ? 1 : 0, "frame " + std::to_string(frames));
         ++frames;
         continue;
       }
@@ -523,8 +534,7 @@ TEST(FrameTest, FdsSurvivePartialWritesOfLargeFrames) {
   // the writer must resume after EAGAIN and still attach the fd to the
   // second frame's first bytes.
   SocketPair sp;
-  int small = 16 * 1024;
-  ASSERT_EQ(::setsockopt(sp.a.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  shrink_send_buffer(sp.a.get());
 
   FrameWriter writer;
   {
