@@ -229,44 +229,45 @@ size_t FrameWriter::held_bytes() const {
   return n;
 }
 
+void FrameWriter::new_chunk() {
+  chunks_.emplace_back();
+  chunks_.back().copied.swap(spare_);
+  chunks_.back().copied.clear();
+}
+
+void FrameWriter::give_back_body(Chunk& c) {
+  if (release_body_ != nullptr) release_body_(std::move(c.body));
+  std::vector<uint8_t>().swap(c.body);
+  c.has_body = false;
+  c.body_at = 0;
+}
+
 std::vector<char>& FrameWriter::tail() {
   if (chunks_.size() == 1 && head_sent_ != 0) {
     Chunk& c = chunks_.front();
     if (c.has_body && head_sent_ >= c.body_at + c.padded_body()) {
       // Its body is sent: from here the chunk is its copied bytes alone.
       head_sent_ -= c.padded_body();
-      if (release_body_ != nullptr) release_body_(std::move(c.body));
-      std::vector<uint8_t>().swap(c.body);
-      c.has_body = false;
-      c.body_at = 0;
+      give_back_body(c);
     }
-  }
-  if (chunks_.size() == 1 && !chunks_.front().has_body && head_sent_ != 0) {
     // The chunk being sent is the one appended to: drop its sent prefix
     // once it is everything or large and at least half of what is held, so
     // that a connection that never quite drains does not grow it forever
     // (amortized).
-    auto& out = chunks_.front().copied;
-    if (head_sent_ == out.size() || (head_sent_ >= kCompactBytes && 2 * head_sent_ >= out.size())) {
+    auto& out = c.copied;
+    if (!c.has_body && (head_sent_ == out.size() ||
+                        (head_sent_ >= kCompactBytes && 2 * head_sent_ >= out.size()))) {
       out.erase(out.begin(), out.begin() + static_cast<ptrdiff_t>(head_sent_));
       head_sent_ = 0;
     }
   }
-  if (chunks_.empty()) {
-    chunks_.emplace_back();
-    chunks_.back().copied.swap(spare_);
-    chunks_.back().copied.clear();
-  }
+  if (chunks_.empty()) new_chunk();
   return chunks_.back().copied;
 }
 
 FrameWriter::Chunk& FrameWriter::tail_without_body() {
   tail();
-  if (chunks_.back().has_body) {
-    chunks_.emplace_back();
-    chunks_.back().copied.swap(spare_);
-    chunks_.back().copied.clear();
-  }
+  if (chunks_.back().has_body) new_chunk();
   return chunks_.back();
 }
 
@@ -334,7 +335,7 @@ void FrameWriter::append_frame(capnp::MessageBuilder& message, std::vector<Uniqu
 
 void FrameWriter::pop_sent_chunk() {
   Chunk& c = chunks_.front();
-  if (c.has_body && release_body_ != nullptr) release_body_(std::move(c.body));
+  if (c.has_body) give_back_body(c);
   if (c.copied.capacity() <= kCompactBytes && c.copied.capacity() > spare_.capacity())
     spare_.swap(c.copied);
   chunks_.pop_front();

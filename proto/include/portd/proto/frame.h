@@ -172,6 +172,10 @@ class FrameWriter {
   std::vector<char>& tail();
   // The same, in a chunk that holds no body yet.
   Chunk& tail_without_body();
+  // Starts a chunk, on the spare buffer.
+  void new_chunk();
+  // Hands a chunk's body (sent) to release_body_ or frees it.
+  void give_back_body(Chunk& c);
   void append_bytes(const char* begin, const char* end);
   // Drops the first chunk, which has been sent.
   void pop_sent_chunk();
